@@ -1,0 +1,1 @@
+"""Benchmarks for cppcorn; a package only so that apps import as bench.apps.<name>:app."""

@@ -1,0 +1,1 @@
+"""ASGI apps served by every server in the load benchmark (bench/load.py)."""

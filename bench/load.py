@@ -1,0 +1,848 @@
+"""Load benchmark: cppcorn and its peers, side by side, in one run.
+
+Method (docs: bench/README.md; binding: DESIGN.md section 4 "How we measure"):
+every server runs pinned to one CPU, wrk with one thread pinned to the other,
+64 keep-alive connections; each server gets a warm-up, then the rounds are
+interleaved (round 1 of every server, then round 2, ...) so that the drift of a
+noisy shared machine hits every server alike; the table shows medians.
+Besides requests/s and p99 latency, it reports the CPU time the server's whole
+process tree spent per request, which still compares servers when wrk, not the
+server, is the bottleneck.
+
+Standard library only; run it with bench/.venv/bin/python (bench/setup.sh).
+Prints markdown on stdout, progress on stderr, and writes the raw results as
+JSON to bench/results/<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import http.client
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+HOST = "127.0.0.1"  # the only address this script ever talks to
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+SERVERS = ("cppcorn", "uvicorn", "granian", "nginx")
+
+
+# --------------------------------------------------------------------------
+# Scenarios: which app, and what a correct answer to GET / looks like.
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    app: str  # import string, relative to the repo root
+    check: Callable[[int, dict[str, str], bytes], str | None]  # error or None
+    servers: tuple[str, ...]  # which servers can run it
+
+
+def _check_hello(status: int, headers: dict[str, str], body: bytes) -> str | None:
+    if status != 200:
+        return f"status {status}"
+    if body != b"Hello, world!":
+        return f"body {body[:80]!r}"
+    if not headers.get("content-type", "").startswith("text/plain"):
+        return f"content-type {headers.get('content-type')!r}"
+    if headers.get("content-length") != "13":
+        return f"content-length {headers.get('content-length')!r}"
+    return None
+
+
+def _check_fastapi(status: int, headers: dict[str, str], body: bytes) -> str | None:
+    if status != 200:
+        return f"status {status}"
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return f"body is not JSON: {body[:80]!r}"
+    if payload != {"message": "Hello, world!"}:
+        return f"body {body[:80]!r}"
+    if not headers.get("content-type", "").startswith("application/json"):
+        return f"content-type {headers.get('content-type')!r}"
+    return None
+
+
+SCENARIOS = {
+    "hello": Scenario(
+        "hello",
+        "raw ASGI hello world (13-byte text/plain)",
+        "bench.apps.hello:app",
+        _check_hello,
+        ("cppcorn", "uvicorn", "granian", "nginx"),
+    ),
+    "fastapi": Scenario(
+        "fastapi",
+        'FastAPI hello (async handler returning {"message": "Hello, world!"} as JSON)',
+        "bench.apps.fastapi_app:app",
+        _check_fastapi,
+        ("cppcorn", "uvicorn", "granian"),  # nginx has no app to run
+    ),
+}
+
+
+# --------------------------------------------------------------------------
+# How each server is started, and which native modules it must have loaded.
+# --------------------------------------------------------------------------
+
+
+def server_command(name: str, scenario: Scenario, port: int, rundir: Path) -> list[str]:
+    py = sys.executable
+    if name == "cppcorn":
+        # --app-dir instead of running from the repo root: there, `python -m
+        # cppcorn` would import the unbuilt source tree instead of the
+        # installed, compiled package.
+        return [py, "-m", "cppcorn", scenario.app, "--app-dir", str(REPO_ROOT),
+                "--host", HOST, "--port", str(port), "--no-access-log",
+                "--log-level", "warning", "--loop", "uvloop"]
+    if name == "uvicorn":
+        # Naming uvloop and httptools makes uvicorn fail instead of silently
+        # falling back to asyncio/h11 when they are missing.
+        return [py, "-m", "uvicorn", scenario.app, "--app-dir", str(REPO_ROOT),
+                "--host", HOST, "--port", str(port), "--no-access-log",
+                "--log-level", "warning", "--loop", "uvloop", "--http", "httptools"]
+    if name == "granian":
+        return [py, "-m", "granian", scenario.app, "--working-dir", str(REPO_ROOT),
+                "--interface", "asgi", "--workers", "1", "--loop", "uvloop",
+                "--host", HOST, "--port", str(port), "--no-ws", "--no-access-log",
+                "--log-level", "warning"]
+    if name == "nginx":
+        conf = write_nginx_conf(port, rundir)
+        return [find_tool("nginx"), "-p", str(rundir), "-c", str(conf), "-e", "stderr"]
+    raise ValueError(name)
+
+
+# Shared libraries that must be mapped in the server's process tree once it
+# has answered a request: proof that the fast paths we asked for are in use.
+REQUIRED_NATIVE = {
+    "cppcorn": ("uvloop",),
+    "uvicorn": ("uvloop", "httptools"),
+    "granian": ("uvloop",),
+    "nginx": (),
+}
+
+PEER_PACKAGES = ("cppcorn", "uvicorn", "uvloop", "httptools", "granian",
+                 "fastapi", "starlette", "pydantic")
+
+
+def write_nginx_conf(port: int, rundir: Path) -> Path:
+    nginx_v = subprocess.run([find_tool("nginx"), "-V"], capture_output=True,
+                             text=True, timeout=10).stderr
+    # One temp path per module this build has, so that nginx never needs the
+    # system's /var/lib/nginx; naming a module that is compiled out is an error.
+    temp_paths = []
+    for module in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        if f"--without-http_{module}_module" not in nginx_v:
+            temp_paths.append(f"    {module}_temp_path {rundir}/{module}_temp;")
+    text = (BENCH_DIR / "nginx.conf").read_text()
+    text = (text.replace("@PORT@", str(port)).replace("@RUNDIR@", str(rundir))
+            .replace("@TEMP_PATHS@", "\n".join(temp_paths)))
+    conf = rundir / "nginx.conf"
+    conf.write_text(text)
+    return conf
+
+
+def find_tool(name: str) -> str:
+    # nginx lives in /usr/sbin, which is not on every user's PATH.
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if path is None:
+        raise SystemExit(f"{name} not found: run bench/setup.sh first")
+    return path
+
+
+# --------------------------------------------------------------------------
+# Processes: every one we start is in its own process group and registered,
+# so that all of them are stopped on any exit (normal, exception, Ctrl-C,
+# SIGTERM).
+# --------------------------------------------------------------------------
+
+_started: list[subprocess.Popen[bytes]] = []
+
+
+def spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL, **kwargs)
+    _started.append(proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """SIGTERM the process group, then SIGKILL whatever is left after `grace` s.
+
+    The whole group, because servers have workers, and a worker can outlive
+    its parent.
+    """
+    _signal_group(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and (proc.poll() is None or _group_alive(proc.pid)):
+        time.sleep(0.05)
+    _signal_group(proc.pid, signal.SIGKILL)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        log(f"warning: pid {proc.pid} survived SIGKILL")
+    forget(proc)
+
+
+def forget(proc: subprocess.Popen[bytes]) -> None:
+    if proc in _started:
+        _started.remove(proc)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def stop_everything() -> None:
+    # Ignore further Ctrl-C while cleaning up, or a second press would leave
+    # servers behind.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for proc in list(_started):
+        stop(proc)
+
+
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+# --------------------------------------------------------------------------
+# CPU time of a process tree, from /proc.
+# --------------------------------------------------------------------------
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (field 3 is index 0)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:  # the process is gone
+        return None
+    # The command name may contain spaces and parentheses: split after the last ')'.
+    return data[data.rindex(b")") + 2:].decode().split()
+
+
+def tree_pids(root: int) -> list[int]:
+    """The root and all its descendants.
+
+    Built from every process's parent pid: /proc/<pid>/task/<tid>/children
+    needs CONFIG_PROC_CHILDREN, which some kernels (this VM's among them) lack.
+    """
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields is not None:
+                children.setdefault(int(fields[1]), []).append(int(entry))
+    pids, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        todo.extend(children.get(pid, ()))
+    return pids
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """utime+stime of every process in the tree, all threads included.
+
+    cutime+cstime are added too: they hold the CPU of descendants that exited
+    and were reaped during the window, which would otherwise vanish.
+    """
+    ticks = 0
+    for pid in tree_pids(root):
+        fields = _stat_fields(pid)
+        if fields is not None:
+            # utime, stime, cutime, cstime are fields 14-17 of the stat line.
+            ticks += sum(int(v) for v in fields[11:15])
+    return ticks / CLOCK_TICKS
+
+
+def core_ticks(cpu: int) -> tuple[int, int]:
+    """(busy, softirq) clock ticks of one CPU since boot, from /proc/stat.
+
+    The server's own utime+stime leaves out softirq time, where the kernel
+    does much of the loopback TCP work; the core's busy time includes it, so
+    "core busy" near 100% says the server's core is saturated even when the
+    server's own CPU is well below 100%.
+    """
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{cpu} "):
+                user, nice, system, _idle, _iowait, irq, softirq = map(int, line.split()[1:8])
+                return user + nice + system + irq + softirq, softirq
+    raise RuntimeError(f"cpu{cpu} not in /proc/stat")
+
+
+def native_modules_loaded(root: int, modules: tuple[str, ...]) -> dict[str, bool]:
+    """Whether each module's extension (.so) is mapped into any process of the tree."""
+    found = dict.fromkeys(modules, False)
+    for pid in tree_pids(root):
+        try:
+            maps = Path(f"/proc/{pid}/maps").read_text()
+        except OSError:
+            continue
+        for module in modules:
+            if re.search(rf"/{re.escape(module)}/\S*\.so\b", maps):
+                found[module] = True
+    return found
+
+
+# --------------------------------------------------------------------------
+# wrk
+# --------------------------------------------------------------------------
+
+_LATENCY_UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+@dataclass
+class WrkResult:
+    requests: int
+    duration_s: float
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    socket_errors: dict[str, int]
+    non_2xx_3xx: int
+    wrk_cpu_s: float  # wrk's own utime+stime: near duration_s means wrk is the bottleneck
+
+    def problems(self) -> list[str]:
+        found = [f"{n} {kind} errors" for kind, n in self.socket_errors.items() if n]
+        if self.non_2xx_3xx:
+            found.append(f"{self.non_2xx_3xx} non-2xx/3xx responses")
+        return found
+
+
+def _latency_ms(text: str, percentile: str) -> float:
+    m = re.search(rf"^\s*{percentile}%\s+([\d.]+)(us|ms|s|m|h)\s*$", text, re.M)
+    if m is None:
+        raise ValueError(f"no {percentile}% latency in wrk output")
+    return float(m.group(1)) * _LATENCY_UNITS_MS[m.group(2)]
+
+
+def parse_wrk(text: str, wrk_cpu_s: float) -> WrkResult:
+    total = re.search(r"^\s*(\d+) requests in ([\d.]+)(us|ms|s|m|h),", text, re.M)
+    rate = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.M)
+    if total is None or rate is None:
+        raise ValueError("no request count in wrk output")
+    errors = {"connect": 0, "read": 0, "write": 0, "timeout": 0}
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if m:
+        errors = dict(zip(errors, map(int, m.groups())))
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    return WrkResult(
+        requests=int(total.group(1)),
+        duration_s=float(total.group(2)) * _LATENCY_UNITS_MS[total.group(3)] / 1e3,
+        requests_per_s=float(rate.group(1)),
+        p50_ms=_latency_ms(text, "50"),
+        p99_ms=_latency_ms(text, "99"),
+        socket_errors=errors,
+        non_2xx_3xx=int(m.group(1)) if m else 0,
+        wrk_cpu_s=wrk_cpu_s,
+    )
+
+
+def run_wrk(port: int, args: argparse.Namespace, duration: float) -> tuple[WrkResult, str]:
+    argv = ["taskset", "-c", str(args.wrk_cpu), find_tool("wrk"), "-t1",
+            f"-c{args.connections}", f"-d{duration:g}s", "--latency", f"http://{HOST}:{port}/"]
+    with tempfile.TemporaryFile() as out:
+        proc = spawn(argv, stdout=out, stderr=subprocess.STDOUT)
+        # wrk normally ends on its own after `duration`; the timer is only a
+        # safety net so that a hung wrk cannot hang the benchmark.
+        timer = threading.Timer(duration + 30, _signal_group, (proc.pid, signal.SIGKILL))
+        timer.start()
+        try:
+            # wait4 rather than wait(): it also returns wrk's CPU time.
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        forget(proc)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk exited with {proc.returncode}: {text.strip()[-500:]}")
+    return parse_wrk(text, usage.ru_utime + usage.ru_stime), text
+
+
+# --------------------------------------------------------------------------
+# One server under test
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    round: int
+    requests: int
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    server_cpu_s: float
+    cpu_us_per_request: float
+    server_cpu_percent: float  # of one core, over the window
+    core_busy_percent: float  # the server's core, whoever used it, softirq included
+    core_softirq_percent: float
+    wrk_cpu_percent: float
+    wall_s: float
+    socket_errors: dict[str, int]
+    non_2xx_3xx: int
+    problems: list[str]
+
+
+@dataclass
+class ServerUnderTest:
+    name: str
+    scenario: Scenario
+    port: int
+    rundir: Path
+    argv: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+    error: str | None = None
+    native: dict[str, bool] = field(default_factory=dict)
+    warmup: dict[str, Any] | None = None
+    runs: list[Run] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # runs that produced no numbers
+
+    @property
+    def log_path(self) -> Path:
+        return self.rundir / f"{self.name}.log"
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def fail(self, reason: str) -> None:
+        self.error = f"{reason}\n{self.log_tail()}".rstrip()
+        log(f"  {self.name}: FAILED: {self.error}")
+        if self.proc is not None:
+            stop(self.proc)
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.rstrip().splitlines()[-lines:])
+
+    def start(self, args: argparse.Namespace) -> None:
+        self.argv = server_command(self.name, self.scenario, self.port, self.rundir)
+        log(f"  starting {self.name} on port {self.port}")
+        with open(self.log_path, "wb") as logfile:
+            # Run from the scratch directory, not the repo root: see server_command.
+            self.proc = spawn(["taskset", "-c", str(args.server_cpu), *self.argv],
+                              cwd=self.rundir, stdout=logfile, stderr=subprocess.STDOUT)
+        try:
+            self._wait_for_port(args.start_timeout)
+            self._check_response()
+        except RuntimeError as exc:
+            self.fail(str(exc))
+            return
+        self.native = native_modules_loaded(self.proc.pid, REQUIRED_NATIVE[self.name])
+        missing = [m for m, loaded in self.native.items() if not loaded]
+        if missing:
+            self.fail(f"{', '.join(missing)} not loaded in the server's processes")
+
+    def _wait_for_port(self, timeout: float) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"exited with code {self.proc.returncode} during start-up")
+            try:
+                socket.create_connection((HOST, self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"port {self.port} not accepting connections after {timeout:g} s")
+
+    def _check_response(self) -> None:
+        conn = http.client.HTTPConnection(HOST, self.port, timeout=10)
+        try:
+            conn.request("GET", "/")
+            response = conn.getresponse()
+            body = response.read()
+            headers = {k.lower(): v for k, v in response.getheaders()}
+        except (OSError, http.client.HTTPException) as exc:
+            raise RuntimeError(f"GET / failed: {exc!r}") from exc
+        finally:
+            conn.close()
+        problem = self.scenario.check(response.status, headers, body)
+        if problem:
+            raise RuntimeError(f"GET / answered wrongly: {problem}")
+
+    def alive(self) -> bool:
+        if self.ok and self.proc is not None and self.proc.poll() is not None:
+            self.fail(f"died (exit code {self.proc.returncode})")
+        return self.ok
+
+    def measure(self, args: argparse.Namespace, round_no: int, duration: float) -> Run | None:
+        assert self.proc is not None
+        # Sampled right before and right after wrk: the window is wrk's run
+        # plus the few milliseconds it needs to start and connect.
+        core_before = core_ticks(args.server_cpu)
+        cpu_before, wall_before = tree_cpu_seconds(self.proc.pid), time.monotonic()
+        try:
+            result, _ = run_wrk(self.port, args, duration)
+        except (RuntimeError, ValueError) as exc:
+            if self.alive():  # a dead server explains itself; otherwise record it
+                what = "warm-up" if round_no == 0 else f"round {round_no}"
+                self.notes.append(f"{what}: wrk failed: {str(exc).splitlines()[0]}")
+                log(f"  {self.name}: {self.notes[-1]}")
+            return None
+        cpu_s = tree_cpu_seconds(self.proc.pid) - cpu_before
+        wall_s = time.monotonic() - wall_before
+        busy, softirq = (after - before for after, before in
+                         zip(core_ticks(args.server_cpu), core_before))
+        return Run(
+            round=round_no,
+            requests=result.requests,
+            requests_per_s=result.requests_per_s,
+            p50_ms=result.p50_ms,
+            p99_ms=result.p99_ms,
+            server_cpu_s=cpu_s,
+            cpu_us_per_request=cpu_s * 1e6 / result.requests if result.requests else float("nan"),
+            server_cpu_percent=100 * cpu_s / wall_s,
+            core_busy_percent=100 * busy / CLOCK_TICKS / wall_s,
+            core_softirq_percent=100 * softirq / CLOCK_TICKS / wall_s,
+            wrk_cpu_percent=100 * result.wrk_cpu_s / wall_s,
+            wall_s=wall_s,
+            socket_errors=result.socket_errors,
+            non_2xx_3xx=result.non_2xx_3xx,
+            problems=result.problems(),
+        )
+
+    def clean_runs(self) -> list[Run]:
+        """Runs without errors: the only ones the medians are taken from."""
+        return [r for r in self.runs if not r.problems]
+
+
+# --------------------------------------------------------------------------
+# The benchmark
+# --------------------------------------------------------------------------
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def run_scenario(scenario: Scenario, names: list[str], args: argparse.Namespace,
+                 scratch: Path) -> list[ServerUnderTest]:
+    log(f"scenario {scenario.name}: {scenario.title}")
+    servers = []
+    for name in names:
+        rundir = scratch / f"{scenario.name}-{name}"
+        rundir.mkdir()
+        server = ServerUnderTest(name, scenario, free_port(), rundir)
+        servers.append(server)
+        server.start(args)  # one at a time: start-up CPU would disturb the others
+
+    ready = [s for s in servers if s.ok]
+    for server in ready:
+        log(f"  warm-up {server.name} ({args.warmup:g} s)")
+        if server.alive():
+            run = server.measure(args, 0, args.warmup)
+            server.warmup = asdict(run) if run else None
+
+    for round_no in range(1, args.rounds + 1):
+        # Rotate the order each round as well, so that no server is always the
+        # one measured right after a particular other (or right after a pause).
+        shift = (round_no - 1) % max(len(ready), 1)
+        for server in ready[shift:] + ready[:shift]:
+            if not server.alive():
+                continue
+            time.sleep(args.pause)
+            run = server.measure(args, round_no, args.duration)
+            if run is None:
+                continue
+            server.runs.append(run)
+            flag = f"  !! {', '.join(run.problems)}" if run.problems else ""
+            log(f"  round {round_no} {server.name:8} {run.requests_per_s:>10,.0f} req/s"
+                f"  p99 {run.p99_ms:6.2f} ms  {run.cpu_us_per_request:5.1f} us/req"
+                f"  server {run.server_cpu_percent:3.0f}% cpu (core {run.core_busy_percent:3.0f}%)"
+                f"  wrk {run.wrk_cpu_percent:3.0f}% cpu{flag}")
+
+    for server in servers:
+        if server.proc is not None:
+            stop(server.proc)
+    return servers
+
+
+# --------------------------------------------------------------------------
+# Environment and report
+# --------------------------------------------------------------------------
+
+
+def environment(args: argparse.Namespace) -> dict[str, Any]:
+    cpu_model = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    versions = {}
+    for package in PEER_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    versions["nginx"] = _tool_version([find_tool("nginx"), "-v"]).removeprefix("nginx version: ")
+    versions["wrk"] = _tool_version([find_tool("wrk"), "-v"]).split(" Copyright")[0]
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command_line(),
+        "cpu_model": cpu_model,
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "load_average_at_start": Path("/proc/loadavg").read_text().split()[:3],
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "versions": versions,
+        "settings": {k: getattr(args, k) for k in (
+            "connections", "duration", "rounds", "warmup", "pause", "server_cpu", "wrk_cpu")},
+    }
+
+
+def command_line() -> str:
+    # Relative to the repo root: the report gets pasted into committed files.
+    script = os.path.relpath(Path(sys.argv[0]).resolve(), REPO_ROOT)
+    return shlex.join(["python", script, *sys.argv[1:]])
+
+
+def _tool_version(argv: list[str]) -> str:
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    return (out.stderr or out.stdout).strip().splitlines()[0]
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def summarise(server: ServerUnderTest) -> dict[str, Any]:
+    clean = server.clean_runs()
+    return {
+        "requests_per_s": _median([r.requests_per_s for r in clean]),
+        "p99_ms": _median([r.p99_ms for r in clean]),
+        "cpu_us_per_request": _median([r.cpu_us_per_request for r in clean]),
+        "server_cpu_percent": _median([r.server_cpu_percent for r in clean]),
+        "core_busy_percent": _median([r.core_busy_percent for r in clean]),
+        "wrk_cpu_percent": _median([r.wrk_cpu_percent for r in clean]),
+        "clean_rounds": len(clean),
+    }
+
+
+def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    return "—" if value is None else format(value, spec) + suffix
+
+
+def markdown_table(servers: list[ServerUnderTest]) -> str:
+    summaries = {s.name: summarise(s) for s in servers}
+    baseline = summaries.get("uvicorn", {}).get("requests_per_s")
+    rows = [
+        "| server | requests/s | vs uvicorn | p99 ms | CPU µs/req | server CPU | core busy "
+        "| wrk CPU | requests/s per round | p99 ms per round | CPU µs/req per round | notes |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|---|---|---|---|",
+    ]
+    for server in servers:
+        s = summaries[server.name]
+        if not server.ok and not server.runs:
+            reason = (server.error or "").splitlines()[0]
+            rows.append(f"| {server.name} | — | — | — | — | — | — | — | | | | **failed**: {_cell(reason)} |")
+            continue
+        ratio = (f"{s['requests_per_s'] / baseline:.2f}x"
+                 if baseline and s["requests_per_s"] is not None else "—")
+        per_round = [(r, "!" if r.problems else "") for r in server.runs]
+        notes = [f"round {r.round}: {', '.join(r.problems)} (not in the medians)"
+                 for r in server.runs if r.problems] + server.notes
+        if not server.ok:
+            notes.append(f"**failed**: {(server.error or '').splitlines()[0]}")
+        rows.append(
+            f"| {server.name} | {_fmt(s['requests_per_s'], ',.0f')} | {ratio} "
+            f"| {_fmt(s['p99_ms'], '.2f')} | {_fmt(s['cpu_us_per_request'], '.1f')} "
+            f"| {_fmt(s['server_cpu_percent'], '.0f', '%')} | {_fmt(s['core_busy_percent'], '.0f', '%')} "
+            f"| {_fmt(s['wrk_cpu_percent'], '.0f', '%')} "
+            f"| {' / '.join(f'{r.requests_per_s / 1e3:.1f}k{m}' for r, m in per_round)} "
+            f"| {' / '.join(f'{r.p99_ms:.2f}{m}' for r, m in per_round)} "
+            f"| {' / '.join(f'{r.cpu_us_per_request:.1f}{m}' for r, m in per_round)} "
+            f"| {_cell('; '.join(notes))} |")
+    return "\n".join(rows)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_report(env: dict[str, Any], results: dict[str, list[ServerUnderTest]]) -> str:
+    v = env["versions"]
+    st = env["settings"]
+    lines = [
+        f"### Load benchmark, {env['date']}",
+        "",
+        f"- command: `{env['command']}`",
+        f"- machine: {env['cpu_model']}, {env['cpus']} CPUs, Linux {env['kernel']}, "
+        f"load average at start {' '.join(env['load_average_at_start'])}",
+        f"- {env['python']}; " + ", ".join(f"{k} {v[k]}" for k in v),
+        f"- method: server pinned to CPU {st['server_cpu']}, `wrk -t1 -c{st['connections']} "
+        f"-d{st['duration']:g}s --latency` pinned to CPU {st['wrk_cpu']}; {st['warmup']:g} s warm-up "
+        f"per server, then {st['rounds']} interleaved rounds; medians over the rounds without errors "
+        f"(rounds marked ! had errors and are left out). CPU µs/req = utime+stime of the server's "
+        f"process tree over the run / requests; server CPU, core busy (all use of the server's "
+        f"core, kernel softirq included) and wrk CPU are % of one core.",
+    ]
+    for name, servers in results.items():
+        lines += ["", f"#### {name}: {SCENARIOS[name].title}", "", markdown_table(servers)]
+    return "\n".join(lines) + "\n"
+
+
+def to_json(env: dict[str, Any], results: dict[str, list[ServerUnderTest]]) -> dict[str, Any]:
+    return {
+        "environment": env,
+        "scenarios": {
+            name: [
+                {
+                    "server": s.name,
+                    "command": _portable(s.argv),
+                    "error": s.error,
+                    "notes": s.notes,
+                    "native_modules_loaded": s.native,
+                    "summary": summarise(s),
+                    "warmup": s.warmup,
+                    "runs": [asdict(r) for r in s.runs],
+                }
+                for s in servers
+            ]
+            for name, servers in results.items()
+        },
+    }
+
+
+# --------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------
+
+
+def _portable(argv: list[str]) -> list[str]:
+    """The command without this machine's paths: interpreter by name, repo as '.'."""
+    if not argv:
+        return []
+    rest = [a.replace(str(REPO_ROOT), ".") for a in argv[1:]]
+    return [os.path.basename(argv[0]), *rest]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Run cppcorn and its peers side by side under wrk (see bench/README.md).")
+    parser.add_argument("--servers", default=",".join(SERVERS),
+                        help="comma-separated, from: %(default)s")
+    parser.add_argument("--scenarios", default="hello,fastapi",
+                        help=f"comma-separated, from: {','.join(SCENARIOS)} (default: %(default)s)")
+    parser.add_argument("--connections", type=int, default=64, help="wrk -c (default: %(default)s)")
+    parser.add_argument("--duration", type=float, default=8, help="seconds per round (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per server (default: %(default)s)")
+    parser.add_argument("--warmup", type=float, default=2,
+                        help="warm-up seconds per server and scenario (default: %(default)s)")
+    parser.add_argument("--pause", type=float, default=0.5,
+                        help="idle seconds before each run (default: %(default)s)")
+    parser.add_argument("--start-timeout", type=float, default=30,
+                        help="seconds a server may take to answer (default: %(default)s)")
+    parser.add_argument("--server-cpu", type=int, default=0, help="CPU the servers run on")
+    parser.add_argument("--wrk-cpu", type=int, default=1, help="CPU wrk runs on")
+    parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results",
+                        help="where the JSON goes (default: bench/results)")
+    args = parser.parse_args()
+
+    args.servers = _names(parser, "--servers", args.servers, SERVERS)
+    args.scenarios = _names(parser, "--scenarios", args.scenarios, tuple(SCENARIOS))
+    if args.rounds < 1 or args.duration <= 0 or args.connections < 1 or args.warmup < 0:
+        parser.error("--rounds, --duration and --connections must be positive")
+    available = os.sched_getaffinity(0)
+    if {args.server_cpu, args.wrk_cpu} - available or args.server_cpu == args.wrk_cpu:
+        parser.error(f"--server-cpu and --wrk-cpu must be two different CPUs of {sorted(available)}")
+    return args
+
+
+def _names(parser: argparse.ArgumentParser, option: str, value: str,
+           known: tuple[str, ...]) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        parser.error(f"{option}: unknown {unknown}; choose from {', '.join(known)}")
+    return [n for n in known if n in names]  # a fixed order keeps reports comparable
+
+
+def estimated_seconds(args: argparse.Namespace) -> float:
+    runs = sum(len([n for n in args.servers if n in SCENARIOS[s].servers]) for s in args.scenarios)
+    return runs * (args.warmup + 1 + args.rounds * (args.duration + args.pause + 0.2))
+
+
+def main() -> int:
+    args = parse_args()
+    for tool in ("wrk", "taskset", "nginx"):
+        find_tool(tool)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGHUP, _exit_on_signal)
+    # The harness itself sleeps while wrk runs; keep whatever it does do (the
+    # /proc scans between runs) off the servers' CPU.
+    os.sched_setaffinity(0, {args.wrk_cpu})
+
+    env = environment(args)
+    log(f"about {estimated_seconds(args) / 60:.1f} min: servers {','.join(args.servers)}, "
+        f"scenarios {','.join(args.scenarios)}")
+    results: dict[str, list[ServerUnderTest]] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="cppcorn-bench-") as scratch:
+            for name in args.scenarios:
+                scenario = SCENARIOS[name]
+                names = [n for n in args.servers if n in scenario.servers]
+                results[name] = run_scenario(scenario, names, args, Path(scratch))
+    finally:
+        stop_everything()
+
+    report = markdown_report(env, results)
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = args.results_dir / f"{stamp}.json"
+    out.write_text(json.dumps(to_json(env, results), indent=2) + "\n")
+    print(report)
+    log(f"raw results: {os.path.relpath(out)}")
+    measured = any(s.runs for servers in results.values() for s in servers)
+    return 0 if measured else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

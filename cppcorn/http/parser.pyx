@@ -1,0 +1,453 @@
+# The HTTP/1.1 request parser over llhttp. See parser.pxd for the shape.
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.stdint cimport uint8_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memchr, memcmp, memcpy
+
+from cppcorn.http cimport llhttp
+from cppcorn.http.http_bytes cimport (
+    cc_equals_lower,
+    cc_lower_copy,
+    cc_percent_decode,
+    cc_strip_ows,
+)
+
+LLHTTP_VERSION = f"{llhttp.LLHTTP_VERSION_MAJOR}.{llhttp.LLHTTP_VERSION_MINOR}.{llhttp.LLHTTP_VERSION_PATCH}"
+
+DEF INITIAL_HEAD_CAPACITY = 1024
+DEF INITIAL_SPAN_CAPACITY = 32
+
+# Methods by llhttp's method number, as interned str (llhttp numbers them 0..46).
+cdef list METHODS = [
+    (<bytes>llhttp.llhttp_method_name(<uint8_t>number)).decode("ascii")
+    for number in range(47)
+]
+
+cdef str HTTP_1_1 = "1.1"
+cdef str HTTP_1_0 = "1.0"
+cdef str ROOT_PATH_STR = "/"
+cdef bytes ROOT_PATH_BYTES = b"/"
+cdef bytes EMPTY_BYTES = b""
+cdef bytes FORWARDED_FOR_SEPARATOR = b", "
+
+# Header names seen in most requests, kept as shared bytes objects so that the
+# scope's header list does not allocate a new name for each of them. Indexed
+# by length; each entry is a tuple of candidates of that length.
+cdef tuple COMMON_NAMES_BY_LENGTH
+cdef object _build_common_names():
+    names = (
+        b"host", b"connection", b"user-agent", b"accept", b"accept-encoding",
+        b"accept-language", b"content-type", b"content-length", b"cookie",
+        b"referer", b"origin", b"cache-control", b"upgrade", b"authorization",
+        b"pragma", b"x-forwarded-for", b"x-forwarded-proto", b"x-real-ip",
+        b"x-request-id", b"if-none-match", b"if-modified-since", b"range",
+        b"sec-fetch-site", b"sec-fetch-mode", b"sec-fetch-dest",
+        b"sec-fetch-user", b"upgrade-insecure-requests", b"dnt", b"te",
+        b"transfer-encoding", b"expect", b"forwarded", b"priority",
+    )
+    by_length = [[] for _ in range(32)]
+    for name in names:
+        by_length[len(name)].append(name)
+    return tuple(tuple(candidates) for candidates in by_length)
+COMMON_NAMES_BY_LENGTH = _build_common_names()
+
+
+cdef inline bytes header_name(const char* data, size_t length):
+    cdef bytes candidate
+    if length < 32:
+        for candidate in <tuple>COMMON_NAMES_BY_LENGTH[length]:
+            if memcmp(PyBytes_AS_STRING(candidate), data, length) == 0:
+                return candidate
+    return PyBytes_FromStringAndSize(data, length)
+
+
+cdef class RequestEvents:
+    cdef int on_headers_complete(self) except -1:
+        return 0
+
+    cdef int on_body(self, const char* data, size_t length) except -1:
+        return 0
+
+    cdef int on_message_complete(self) except -1:
+        return 0
+
+
+# llhttp callbacks. They run inside llhttp_execute(), which feed() calls with
+# the GIL held. A method returning 1 has refused the request (error_status is
+# set); a Python exception is kept on the parser and raised again by feed().
+# Either way the callback returns -1 so that llhttp stops with an error.
+
+cdef inline RequestEvents events_of(RequestParser parser):
+    return <RequestEvents>parser._events
+
+
+cdef int _on_message_begin(llhttp.llhttp_t* p) noexcept:
+    cdef RequestParser self = <RequestParser>p.data
+    try:
+        return -self._begin_message()
+    except BaseException as exc:
+        self._callback_exception = exc
+        return -1
+
+
+cdef int _on_url(llhttp.llhttp_t* p, const char* at, size_t length) noexcept:
+    cdef RequestParser self = <RequestParser>p.data
+    try:
+        return -self._append_target(at, length)
+    except BaseException as exc:
+        self._callback_exception = exc
+        return -1
+
+
+cdef int _on_header_field(llhttp.llhttp_t* p, const char* at, size_t length) noexcept:
+    cdef RequestParser self = <RequestParser>p.data
+    try:
+        return -self._append_field(at, length, False)
+    except BaseException as exc:
+        self._callback_exception = exc
+        return -1
+
+
+cdef int _on_header_value(llhttp.llhttp_t* p, const char* at, size_t length) noexcept:
+    cdef RequestParser self = <RequestParser>p.data
+    try:
+        return -self._append_field(at, length, True)
+    except BaseException as exc:
+        self._callback_exception = exc
+        return -1
+
+
+cdef int _on_headers_complete(llhttp.llhttp_t* p) noexcept:
+    cdef RequestParser self = <RequestParser>p.data
+    try:
+        if self._check_headers():
+            return -1
+        self._in_head = False
+        self._raw_head_bytes = 0
+        events_of(self).on_headers_complete()
+    except BaseException as exc:
+        self._callback_exception = exc
+        return -1
+    return 0
+
+
+cdef int _on_body(llhttp.llhttp_t* p, const char* at, size_t length) noexcept:
+    cdef RequestParser self = <RequestParser>p.data
+    try:
+        events_of(self).on_body(at, length)
+    except BaseException as exc:
+        self._callback_exception = exc
+        return -1
+    return 0
+
+
+cdef int _on_message_complete(llhttp.llhttp_t* p) noexcept:
+    cdef RequestParser self = <RequestParser>p.data
+    try:
+        events_of(self).on_message_complete()
+    except BaseException as exc:
+        self._callback_exception = exc
+        return -1
+    # Stop at every message boundary: the protocol handles one request at a
+    # time and decides when to parse the next (pipelined) one.
+    return llhttp.HPE_PAUSED
+
+
+cdef llhttp.llhttp_settings_t SETTINGS
+llhttp.llhttp_settings_init(&SETTINGS)
+SETTINGS.on_message_begin = _on_message_begin
+SETTINGS.on_url = _on_url
+SETTINGS.on_header_field = _on_header_field
+SETTINGS.on_header_value = _on_header_value
+SETTINGS.on_headers_complete = _on_headers_complete
+SETTINGS.on_body = _on_body
+SETTINGS.on_message_complete = _on_message_complete
+
+
+cdef class RequestParser:
+    """Parses a stream of HTTP/1.1 requests, one message at a time.
+
+    `max_head_size` bounds the request line plus header section (and the
+    trailer section of a chunked body); past it the request is refused with
+    431.
+    """
+
+    def __cinit__(self, RequestEvents events not None, size_t max_head_size):
+        self._events = <void*>events
+        self._max_head_size = max_head_size
+        self._head = <char*>malloc(INITIAL_HEAD_CAPACITY)
+        self._spans = <HeaderSpan*>malloc(INITIAL_SPAN_CAPACITY * sizeof(HeaderSpan))
+        if self._head == NULL or self._spans == NULL:
+            raise MemoryError()
+        self._head_capacity = INITIAL_HEAD_CAPACITY
+        self._span_capacity = INITIAL_SPAN_CAPACITY
+        llhttp.llhttp_init(&self._parser, llhttp.HTTP_REQUEST, &SETTINGS)
+        self._parser.data = <void*>self
+
+    def __dealloc__(self):
+        free(self._head)
+        free(self._spans)
+
+    cdef ParseResult feed(self, const char* data, size_t length, size_t* consumed) except? PARSE_ERROR:
+        cdef llhttp.llhttp_errno_t err
+        cdef size_t offset = 0
+        if llhttp.llhttp_get_errno(&self._parser) == llhttp.HPE_PAUSED:
+            llhttp.llhttp_resume(&self._parser)
+        while True:
+            err = llhttp.llhttp_execute(&self._parser, data + offset, length - offset)
+            if err == llhttp.HPE_OK:
+                consumed[0] = length
+                if self._in_head:
+                    # A header section spread over several reads: count the
+                    # raw bytes too, so that padding llhttp skips is bounded.
+                    self._raw_head_bytes += length - offset
+                    if self._raw_head_bytes > self._max_head_size:
+                        self._refuse(431, "Request header section too large")
+                        return PARSE_ERROR
+                return PARSE_NEED_MORE
+            if err == llhttp.HPE_PAUSED:
+                consumed[0] = <size_t>(llhttp.llhttp_get_error_pos(&self._parser) - data)
+                return PARSE_MESSAGE_END
+            if err == llhttp.HPE_PAUSED_UPGRADE:
+                # An Upgrade request we serve as plain HTTP (the message is
+                # already complete): carry on parsing HTTP after it.
+                offset = <size_t>(llhttp.llhttp_get_error_pos(&self._parser) - data)
+                llhttp.llhttp_resume_after_upgrade(&self._parser)
+                continue
+            break
+        if self._callback_exception is not None:
+            exc = self._callback_exception
+            self._callback_exception = None
+            raise exc
+        if self.error_status == 0:
+            self.error_status = 400
+            self.error_reason = (<bytes>llhttp.llhttp_get_error_reason(&self._parser)).decode("latin-1")
+        consumed[0] = length
+        return PARSE_ERROR
+
+    cdef int _refuse(self, int status, str reason) except -1:
+        self.error_status = status
+        self.error_reason = reason
+        return 1
+
+    cdef int _begin_message(self) except -1:
+        self._head_length = 0
+        self._target_length = 0
+        self._span_count = 0
+        self._in_value = True  # so that the first field name opens a span
+        self._in_head = True
+        self._raw_head_bytes = 0
+        return 0
+
+    cdef int _append_head(self, const char* at, size_t length, bint lower) except -1:
+        cdef size_t needed = self._head_length + length
+        cdef size_t capacity
+        cdef char* grown
+        if needed > self._max_head_size:
+            return self._refuse(431, "Request header section too large")
+        if needed > self._head_capacity:
+            capacity = self._head_capacity * 2
+            while capacity < needed:
+                capacity *= 2
+            grown = <char*>realloc(self._head, capacity)
+            if grown == NULL:
+                raise MemoryError()
+            self._head = grown
+            self._head_capacity = capacity
+        if lower:
+            cc_lower_copy(self._head + self._head_length, at, length)
+        else:
+            memcpy(self._head + self._head_length, at, length)
+        self._head_length = needed
+        return 0
+
+    cdef int _append_target(self, const char* at, size_t length) except -1:
+        if self._append_head(at, length, False):
+            return 1
+        self._target_length += length
+        return 0
+
+    cdef int _append_field(self, const char* at, size_t length, bint is_value) except -1:
+        cdef HeaderSpan* span
+        cdef HeaderSpan* grown
+        if not self._in_head:
+            # Trailer fields of a chunked body: tolerated and dropped, but
+            # bounded like the header section.
+            self._raw_head_bytes += length
+            if self._raw_head_bytes > self._max_head_size:
+                return self._refuse(431, "Request trailer section too large")
+            return 0
+        if not is_value and self._in_value:
+            # A new field starts.
+            if self._span_count == self._span_capacity:
+                grown = <HeaderSpan*>realloc(
+                    self._spans, 2 * self._span_capacity * sizeof(HeaderSpan))
+                if grown == NULL:
+                    raise MemoryError()
+                self._spans = grown
+                self._span_capacity *= 2
+            span = &self._spans[self._span_count]
+            self._span_count += 1
+            span.name_start = self._head_length
+            span.name_length = 0
+            span.value_start = self._head_length
+            span.value_length = 0
+            self._in_value = False
+        span = &self._spans[self._span_count - 1]
+        if is_value and not self._in_value:
+            span.value_start = self._head_length
+            self._in_value = True
+        if self._append_head(at, length, not is_value):
+            return 1
+        if is_value:
+            span.value_length += length
+        else:
+            span.name_length += length
+        return 0
+
+    cdef int _check_headers(self) except -1:
+        """Refuse what the server cannot serve, once the header section is in."""
+        cdef size_t i, value_length
+        cdef const char* value
+        cdef const char* token
+        cdef const char* comma
+        cdef size_t token_length
+        cdef HeaderSpan* span
+        if self._parser.http_major != 1:
+            return self._refuse(505, "HTTP version not supported")
+        # Each field also costs ": " and CRLF on the wire.
+        if self._head_length + 4 * self._span_count > self._max_head_size:
+            return self._refuse(431, "Request header section too large")
+        if not (self._parser.flags & llhttp.F_TRANSFER_ENCODING):
+            return 0
+        # llhttp already refuses a Transfer-Encoding whose final coding is not
+        # chunked (400, RFC 9112 6.3). Any other coding before it is one we
+        # cannot decode: 501 (RFC 9112 6.1).
+        for i in range(self._span_count):
+            span = &self._spans[i]
+            if not (span.name_length == 17 and memcmp(
+                    self._head + span.name_start, b"transfer-encoding", 17) == 0):
+                continue
+            value = self._head + span.value_start
+            value_length = span.value_length
+            while True:
+                comma = <const char*>memchr(value, b',', value_length)
+                token_length = (comma - value) if comma != NULL else value_length
+                token = cc_strip_ows(value, &token_length)
+                if token_length and not cc_equals_lower(token, token_length, b"chunked", 7):
+                    return self._refuse(501, "Unsupported Transfer-Encoding")
+                if comma == NULL:
+                    break
+                value_length -= <size_t>(comma - value) + 1
+                value = comma + 1
+        return 0
+
+    cdef str method(self):
+        cdef uint8_t number = self._parser.method
+        if number < 47:
+            return <str>METHODS[number]
+        return ""
+
+    cdef str http_version(self):
+        if self._parser.http_minor == 1:
+            return HTTP_1_1
+        if self._parser.http_minor == 0:
+            return HTTP_1_0
+        return f"{self._parser.http_major}.{self._parser.http_minor}"
+
+    cdef bint should_keep_alive(self):
+        return llhttp.llhttp_should_keep_alive(&self._parser)
+
+    cdef bint is_head(self):
+        return self._parser.method == llhttp.HTTP_HEAD
+
+    cdef list build_headers(self):
+        """The header fields as the ASGI scope wants them: a list of
+        (lower-cased name, value) bytes pairs in arrival order. Also notes the
+        few fields the server itself acts on."""
+        cdef size_t i, value_length
+        cdef const char* name
+        cdef const char* value
+        cdef HeaderSpan* span
+        cdef list headers = []
+        cdef bytes name_obj, value_obj
+        cdef list forwarded_for = None
+        self.expect_continue = False
+        self.forwarded_for = None
+        self.forwarded_proto = None
+        self.upgrade = None
+        for i in range(self._span_count):
+            span = &self._spans[i]
+            name = self._head + span.name_start
+            value_length = span.value_length
+            value = cc_strip_ows(self._head + span.value_start, &value_length)
+            name_obj = header_name(name, span.name_length)
+            value_obj = PyBytes_FromStringAndSize(value, value_length)
+            headers.append((name_obj, value_obj))
+            if span.name_length == 6 and memcmp(name, b"expect", 6) == 0:
+                self.expect_continue = cc_equals_lower(value, value_length, b"100-continue", 12)
+            elif span.name_length == 7 and memcmp(name, b"upgrade", 7) == 0:
+                self.upgrade = value_obj
+            elif span.name_length == 15 and memcmp(name, b"x-forwarded-for", 15) == 0:
+                if forwarded_for is None:
+                    forwarded_for = [value_obj]
+                else:
+                    forwarded_for.append(value_obj)
+            elif span.name_length == 17 and memcmp(name, b"x-forwarded-proto", 17) == 0:
+                self.forwarded_proto = value_obj
+        if forwarded_for is not None:
+            self.forwarded_for = FORWARDED_FOR_SEPARATOR.join(forwarded_for)
+        return headers
+
+    cdef tuple build_target(self):
+        """(path, raw_path, query_string) of the request target: origin form
+        `/p?q`; absolute form `http://host/p?q`, reduced to `/p`; asterisk
+        (`*`) and authority (`host:port`) forms, kept whole as the path."""
+        cdef const char* target = self._head
+        cdef size_t length = self._target_length
+        cdef const char* cut
+        cdef size_t skip = 0, i
+        cdef bytes query_string = EMPTY_BYTES
+        # A fragment is not part of the target (clients should not send one).
+        cut = <const char*>memchr(target, b'#', length)
+        if cut != NULL:
+            length = <size_t>(cut - target)
+        if length and target[0] != b'/':
+            if length >= 7 and cc_equals_lower(target, 7, b"http://", 7):
+                skip = 7
+            elif length >= 8 and cc_equals_lower(target, 8, b"https://", 8):
+                skip = 8
+            if skip:
+                # Skip the authority: the path starts at the first '/' or '?'.
+                i = skip
+                while i < length and target[i] != b'/' and target[i] != b'?':
+                    i += 1
+                target += i
+                length -= i
+                if length == 0 or target[0] == b'?':
+                    if length:
+                        query_string = PyBytes_FromStringAndSize(target + 1, length - 1)
+                    return (ROOT_PATH_STR, ROOT_PATH_BYTES, query_string)
+        cut = <const char*>memchr(target, b'?', length)
+        if cut != NULL:
+            query_string = PyBytes_FromStringAndSize(cut + 1, length - <size_t>(cut - target) - 1)
+            length = <size_t>(cut - target)
+        if length == 1 and target[0] == b'/':
+            return (ROOT_PATH_STR, ROOT_PATH_BYTES, query_string)
+        return (decode_path(target, length), PyBytes_FromStringAndSize(target, length), query_string)
+
+
+cdef str decode_path(const char* raw, size_t length):
+    """The percent-decoded, UTF-8 decoded path (invalid UTF-8 replaced, as
+    urllib.parse.unquote does)."""
+    cdef char* decoded
+    if memchr(raw, b'%', length) == NULL:
+        return PyUnicode_DecodeUTF8(raw, length, "replace")
+    decoded = <char*>malloc(length)
+    if decoded == NULL:
+        raise MemoryError()
+    try:
+        return PyUnicode_DecodeUTF8(decoded, cc_percent_decode(decoded, raw, length), "replace")
+    finally:
+        free(decoded)

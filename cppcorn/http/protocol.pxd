@@ -1,0 +1,117 @@
+# The HTTP/1.1 ASGI protocol: one HttpProtocol per connection, one
+# RequestCycle per request. It speaks asyncio's Protocol interface, so it runs
+# on any asyncio loop; feed() is the C-level entry a native transport can call
+# with a buffer it owns.
+from cppcorn.http.parser cimport RequestEvents, RequestParser
+from cppcorn.http.response cimport HeadInfo, OutputBuffer
+
+
+cdef class HttpSettings:
+    # What every connection of one server needs, resolved once from Config.
+    cdef readonly object app
+    cdef readonly dict app_state
+    cdef readonly str root_path
+    cdef readonly bytes root_path_bytes
+    cdef readonly dict asgi
+    cdef readonly long limit_concurrency       # < 0: no limit
+    cdef readonly double timeout_keep_alive
+    cdef readonly double timeout_request_headers
+    cdef readonly size_t max_head_size
+    cdef readonly object trusted_hosts         # TrustedHosts, or None
+    cdef readonly object logger
+    cdef readonly object access_logger
+    cdef readonly bint access_log
+    cdef readonly bint eager_tasks
+    cdef readonly bint reset_contextvars
+
+
+cdef class ServerState:
+    # State shared by the connections of one server and its supervisor loop.
+    cdef public unsigned long long total_requests
+    cdef readonly set connections
+    cdef readonly set tasks
+    # `date` + `server` + --header lines, refreshed once a second.
+    cdef public bytes default_headers
+    # A coarse clock (time.monotonic), advanced by the server's tick; the
+    # connections' deadlines are measured against it.
+    cdef public double now
+
+
+cdef class RequestCycle:
+    cdef HttpProtocol protocol
+    cdef readonly dict scope
+    cdef object task
+    cdef object waiter          # future of a receive() that had to wait
+
+    # Request side
+    cdef bint started           # the application was called
+    cdef list body_chunks
+    cdef size_t body_size
+    cdef bint message_complete
+    cdef bint body_delivered    # the final http.request went to the app
+    cdef bint expect_continue
+    cdef bint is_head
+
+    # Response side
+    cdef bint keep_alive
+    cdef bint http_1_0
+    cdef bint response_started
+    cdef bint response_complete
+    cdef bint disconnected
+    cdef bint no_body
+    cdef bint chunked
+    cdef bint close_delimited
+    cdef long long content_remaining    # < 0: no Content-Length
+
+    cdef object _receive_now(self)
+    cdef int _wake(self) except -1
+    cdef int _start_response(self, dict message) except -1
+    cdef int _write_body(self, bytes body, bint more_body) except -1
+    cdef int _flush_with(self, bytes body, size_t size, bint more_body) except -1
+    cdef int _fail_response(self) except -1
+
+
+cdef class HttpProtocol(RequestEvents):
+    cdef HttpSettings settings
+    cdef ServerState state
+    cdef RequestParser parser
+    cdef OutputBuffer out
+    cdef object loop
+    cdef object transport
+    cdef readonly tuple client
+    cdef readonly tuple server
+    cdef str scheme
+    cdef bint client_trusted
+    cdef RequestCycle cycle
+
+    # Reading: paused while a request waits for its response (pipelining) or
+    # while the app has not taken the buffered body.
+    cdef bytes pending            # unparsed bytes after a complete request
+    cdef size_t pending_offset
+    cdef bint feeding
+    cdef bint reading_paused
+    cdef bint wait_for_response
+    cdef bint body_backpressure
+    cdef bint eof
+
+    # Writing
+    cdef bint writing_paused
+    cdef object drain_waiter
+
+    # Deadlines on state.now; 0 means none.
+    cdef double deadline
+    cdef bint idle              # between requests, nothing received yet
+
+    cdef int feed(self, const char* data, size_t length) except -1
+    cdef int _feed_bytes(self, bytes data, size_t offset) except -1
+    cdef int _start_cycle(self) except -1
+    cdef int _request_finished(self) except -1
+    cdef int _response_complete(self) except -1
+    cdef int _update_reading(self) except -1
+    cdef int _write(self, bytes data) except -1
+    cdef int _write_many(self, tuple parts) except -1
+    cdef int _send_error_response(self, int status, bytes body) except -1
+    cdef int _parse_error(self) except -1
+    cdef int _app_exception(self, RequestCycle cycle, object exc) except -1
+    cdef int _access_log(self, RequestCycle cycle, int status) except -1
+    cdef int check_deadline(self, double now) except -1

@@ -1,0 +1,754 @@
+# The HTTP/1.1 ASGI protocol. See protocol.pxd for the shape.
+#
+# Life of a request: data_received() -> feed() -> llhttp, whose callbacks stay
+# in C until the header section is complete; then on_headers_complete() builds
+# the scope once. The parser stops at the end of each message, and the
+# application coroutine is started (eagerly where asyncio allows) once the
+# bytes at hand are parsed. send() serialises the head into the connection's
+# output buffer and holds it until the first body message, so that a small
+# response leaves in one write. The next pipelined request is parsed only
+# when this response is complete.
+import asyncio
+import contextvars
+import logging
+import sys
+import urllib.parse
+
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.string cimport memcpy
+
+from cppcorn.http.parser cimport PARSE_ERROR, PARSE_MESSAGE_END, PARSE_NEED_MORE, ParseResult, RequestParser
+from cppcorn.http.response cimport HeadInfo, OutputBuffer, status_line, write_headers, write_status_line
+
+# Reading pauses once this much request body waits for the application.
+DEF BODY_HIGH_WATER = 65536
+# Bodies up to this size are copied next to the head into one bytes object
+# (one write); larger ones go out as separate buffers of one writelines().
+DEF BODY_COPY_LIMIT = 16384
+
+cdef object Task = asyncio.Task
+cdef object Context = contextvars.Context
+cdef bint EAGER_START_AVAILABLE = sys.version_info >= (3, 12)
+cdef int INFO = logging.INFO
+
+cdef bytes CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
+cdef bytes CRLF = b"\r\n"
+cdef bytes LAST_CHUNK = b"0\r\n\r\n"
+cdef bytes CHUNKED_HEADER = b"transfer-encoding: chunked\r\n"
+cdef bytes CLOSE_HEADER = b"connection: close\r\n"
+cdef bytes KEEP_ALIVE_HEADER = b"connection: keep-alive\r\n"
+cdef bytes EMPTY = b""
+cdef str ACCESS_LOG_FORMAT = '%s - "%s %s HTTP/%s" %d'
+
+cdef dict DISCONNECT = {"type": "http.disconnect"}
+
+ERROR_BODIES = {
+    400: b"Invalid HTTP request received.",
+    408: b"Request Timeout",
+    431: b"Request Header Fields Too Large",
+    500: b"Internal Server Error",
+    501: b"Not Implemented",
+    503: b"Service Unavailable",
+    505: b"HTTP Version Not Supported",
+}
+
+
+@cython.final
+@cython.freelist(64)
+cdef class Ready:
+    """An awaitable that is already complete: `await Ready(x)` gives x at once,
+    without a Future or a trip through the event loop."""
+    cdef object value
+
+    def __await__(self):
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        raise StopIteration(self.value)
+
+    def send(self, value):
+        raise StopIteration(self.value)
+
+    def throw(self, typ, val=None, tb=None):
+        if val is None:
+            raise typ
+        raise val
+
+    def close(self):
+        pass
+
+
+cdef Ready READY_NONE = Ready()
+
+
+cdef inline Ready ready(object value):
+    cdef Ready result = Ready.__new__(Ready)
+    result.value = value
+    return result
+
+
+cdef class HttpSettings:
+    """Settings of the HTTP protocol, resolved once per server from Config."""
+
+    def __init__(
+        self,
+        *,
+        app,
+        dict app_state,
+        str root_path = "",
+        str asgi_version = "3.0",
+        limit_concurrency = None,
+        double timeout_keep_alive = 5.0,
+        double timeout_request_headers = 30.0,
+        size_t max_head_size = 65536,
+        trusted_hosts = None,
+        bint access_log = True,
+        bint reset_contextvars = False,
+        bint eager_tasks = EAGER_START_AVAILABLE,
+        logger = None,
+        access_logger = None,
+    ):
+        self.app = app
+        self.app_state = app_state
+        self.root_path = root_path
+        self.root_path_bytes = root_path.encode("utf-8")
+        self.asgi = {"version": asgi_version, "spec_version": "2.3"}
+        self.limit_concurrency = -1 if limit_concurrency is None else limit_concurrency
+        self.timeout_keep_alive = timeout_keep_alive
+        self.timeout_request_headers = timeout_request_headers
+        self.max_head_size = max_head_size
+        self.trusted_hosts = trusted_hosts
+        self.logger = logger if logger is not None else logging.getLogger("cppcorn.error")
+        self.access_logger = access_logger if access_logger is not None else logging.getLogger("cppcorn.access")
+        # As Uvicorn: no handlers at startup means no access log at all, and
+        # nothing is formatted per request.
+        self.access_log = access_log and self.access_logger.hasHandlers()
+        self.reset_contextvars = reset_contextvars
+        # Task(..., eager_start=True) runs the application's first step at
+        # once (Python 3.12+): one that never waits finishes without a trip
+        # through the loop's ready queue.
+        self.eager_tasks = eager_tasks and EAGER_START_AVAILABLE
+
+
+cdef class ServerState:
+    """Shared by all connections of one server (Uvicorn's ServerState)."""
+
+    def __init__(self):
+        self.total_requests = 0
+        self.connections = set()
+        self.tasks = set()
+        self.default_headers = EMPTY
+        self.now = 0.0
+
+    def expire_connections(self, double now):
+        """Advance the clock and close connections past their deadline."""
+        self.now = now
+        expired = [connection for connection in self.connections
+                   if isinstance(connection, HttpProtocol)
+                   and (<HttpProtocol>connection).deadline != 0.0
+                   and (<HttpProtocol>connection).deadline <= now]
+        for connection in expired:
+            (<HttpProtocol>connection).check_deadline(now)
+
+
+cdef class RequestCycle:
+    """One request and its response: the ASGI `receive` and `send`."""
+
+    async def run_asgi(self, app):
+        cdef HttpProtocol protocol = self.protocol
+        try:
+            result = await app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            protocol._app_exception(self, exc)
+        else:
+            if result is not None:
+                protocol.settings.logger.error(
+                    "ASGI callable should return None, but returned '%s'.", result)
+                protocol.transport.close()
+            elif not self.response_started and not self.disconnected:
+                protocol.settings.logger.error("ASGI callable returned without starting response.")
+                self._fail_response()
+            elif not self.response_complete and not self.disconnected:
+                protocol.settings.logger.error("ASGI callable returned without completing response.")
+                protocol.transport.close()
+        finally:
+            if self.task is not None:
+                protocol.state.tasks.discard(self.task)
+                self.task = None
+
+    cdef int _fail_response(self) except -1:
+        """Answer 500 for an application that failed before responding."""
+        self.response_started = True
+        self.response_complete = True
+        self.keep_alive = False
+        self.protocol._access_log(self, 500)
+        self.protocol._send_error_response(500, ERROR_BODIES[500])
+        return 0
+
+    # -- receive ---------------------------------------------------------
+
+    def receive(self):
+        cdef HttpProtocol protocol = self.protocol
+        if self.expect_continue:
+            # The client waits for this before sending the body; only send it
+            # if the application asks for the body before answering.
+            self.expect_continue = False
+            if not self.response_started and not self.message_complete and not self.disconnected:
+                protocol._write(CONTINUE_RESPONSE)
+        message = self._receive_now()
+        if message is not None:
+            return ready(message)
+        if self.waiter is not None and not self.waiter.done():
+            # Several tasks may wait at once (a handler and a disconnect
+            # listener): they all get the next event.
+            return self.waiter
+        self.waiter = protocol.loop.create_future()
+        if protocol.body_backpressure:
+            protocol.body_backpressure = False
+            protocol._update_reading()
+        return self.waiter
+
+    cdef object _receive_now(self):
+        """The message receive() can return without waiting, or None."""
+        cdef object body
+        if self.disconnected or self.response_complete:
+            return DISCONNECT
+        if self.body_delivered:
+            # The whole body was read: the next event is the disconnect.
+            return None
+        if self.body_size == 0 and not self.message_complete:
+            return None
+        if len(self.body_chunks) == 1:
+            body = self.body_chunks[0]
+        elif self.body_chunks:
+            body = EMPTY.join(self.body_chunks)
+        else:
+            body = EMPTY
+        self.body_chunks = []
+        self.body_size = 0
+        if self.message_complete:
+            self.body_delivered = True
+        elif self.protocol.body_backpressure:
+            self.protocol.body_backpressure = False
+            self.protocol._update_reading()
+        return {"type": "http.request", "body": body, "more_body": not self.message_complete}
+
+    cdef int _wake(self) except -1:
+        """Complete a waiting receive() if there is something to give it."""
+        cdef object message
+        if self.waiter is None:
+            return 0
+        if self.waiter.done():
+            self.waiter = None
+            return 0
+        message = self._receive_now()
+        if message is not None:
+            self.waiter.set_result(message)
+            self.waiter = None
+        return 0
+
+    # -- send ------------------------------------------------------------
+
+    def send(self, message):
+        cdef HttpProtocol protocol = self.protocol
+        cdef object message_type
+        if self.disconnected:
+            # As Uvicorn: a response to a client that went away is dropped.
+            return READY_NONE
+        if type(message) is not dict:
+            if not isinstance(message, dict):
+                raise RuntimeError(f"ASGI message must be a dict, got {type(message).__name__}.")
+        message_type = (<dict>message).get("type")
+        if not self.response_started:
+            if message_type != "http.response.start":
+                raise RuntimeError(
+                    f"Expected ASGI message 'http.response.start', but got '{message_type}'.")
+            self._start_response(<dict>message)
+            return READY_NONE
+        if self.response_complete:
+            raise RuntimeError(
+                f"Unexpected ASGI message '{message_type}' sent, after response already completed.")
+        if message_type != "http.response.body":
+            raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{message_type}'.")
+        body = (<dict>message).get("body", EMPTY)
+        more_body = (<dict>message).get("more_body", False)
+        if not PyBytes_Check(body):
+            if isinstance(body, (bytearray, memoryview)):
+                body = bytes(body)
+            else:
+                raise RuntimeError(
+                    f"ASGI 'http.response.body' body must be bytes, got {type(body).__name__}.")
+        self._write_body(body, bool(more_body))
+        if protocol.writing_paused and not self.disconnected:
+            # The client reads slower than the application writes: wait until
+            # the transport's buffer drains below its low-water mark.
+            if protocol.drain_waiter is None or protocol.drain_waiter.done():
+                protocol.drain_waiter = protocol.loop.create_future()
+            return protocol.drain_waiter
+        return READY_NONE
+
+    cdef int _start_response(self, dict message) except -1:
+        cdef HttpProtocol protocol = self.protocol
+        cdef OutputBuffer out = protocol.out
+        cdef HeadInfo info
+        cdef object status = message.get("status")
+        cdef int code
+        out.length = 0
+        write_status_line(out, status)
+        code = status
+        out.append_bytes(protocol.state.default_headers)
+        write_headers(out, message.get("headers"), &info)
+        self.response_started = True
+        self.expect_continue = False
+        protocol._access_log(self, code)
+
+        self.no_body = self.is_head or code < 200 or code == 204 or code == 304
+        if info.connection_close:
+            self.keep_alive = False
+        if info.chunked:
+            self.chunked = not self.no_body
+        elif info.content_length >= 0:
+            if not self.no_body:
+                self.content_remaining = info.content_length
+        elif not self.no_body:
+            if self.http_1_0:
+                # An HTTP/1.0 client cannot read chunked: the end of the body
+                # is the end of the connection.
+                self.close_delimited = True
+                self.keep_alive = False
+            else:
+                self.chunked = True
+                out.append_bytes(CHUNKED_HEADER)
+        if not self.keep_alive:
+            if not info.connection_close:
+                out.append_bytes(CLOSE_HEADER)
+        elif self.http_1_0 and not info.has_connection:
+            out.append_bytes(KEEP_ALIVE_HEADER)
+        out.append(b"\r\n", 2)
+        return 0
+
+    cdef int _write_body(self, bytes body, bint more_body) except -1:
+        cdef HttpProtocol protocol = self.protocol
+        cdef OutputBuffer out = protocol.out
+        cdef size_t size = <size_t>PyBytes_GET_SIZE(body)
+        if self.no_body:
+            size = 0
+        elif self.content_remaining >= 0:
+            if <long long>size > self.content_remaining:
+                raise RuntimeError("Response content longer than Content-Length")
+            self.content_remaining -= size
+            if not more_body and self.content_remaining != 0:
+                # Send what there is, then fail the response: the connection
+                # is closed by the caller.
+                if out.length or size:
+                    self._flush_with(body, size, False)
+                raise RuntimeError("Response content shorter than Content-Length")
+        if size or out.length or (self.chunked and not more_body):
+            self._flush_with(body, size, more_body)
+        if not more_body:
+            self.response_complete = True
+            protocol._response_complete()
+        return 0
+
+    cdef int _flush_with(self, bytes body, size_t size, bint more_body) except -1:
+        """Write the held head (if any) and one body message, framed."""
+        cdef HttpProtocol protocol = self.protocol
+        cdef OutputBuffer out = protocol.out
+        cdef bint last_chunk = self.chunked and not more_body
+        cdef bytes head
+        if self.chunked and size:
+            out.append_chunk_size(size)
+        if size <= BODY_COPY_LIMIT:
+            if size:
+                out.append(PyBytes_AS_STRING(body), size)
+                if self.chunked:
+                    out.append(b"\r\n", 2)
+            if last_chunk:
+                out.append(b"0\r\n\r\n", 5)
+            protocol._write(out.take())
+        else:
+            head = out.take()
+            if self.chunked:
+                protocol._write_many((head, body, CRLF + LAST_CHUNK if last_chunk else CRLF))
+            elif head:
+                protocol._write_many((head, body))
+            else:
+                protocol._write(body)
+        return 0
+
+
+cdef class HttpProtocol(RequestEvents):
+    """asyncio Protocol for one HTTP/1.1 connection."""
+
+    def __init__(self, HttpSettings settings not None, ServerState state not None):
+        self.settings = settings
+        self.state = state
+        self.parser = RequestParser(self, settings.max_head_size)
+        self.out = OutputBuffer()
+        self.loop = asyncio.get_running_loop()
+
+    # -- asyncio.Protocol ------------------------------------------------
+
+    def connection_made(self, transport):
+        cdef object peer, local
+        self.transport = transport
+        self.state.connections.add(self)
+        peer = transport.get_extra_info("peername")
+        local = transport.get_extra_info("sockname")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.client = (str(peer[0]), int(peer[1]))
+        if isinstance(local, tuple) and len(local) >= 2:
+            self.server = (str(local[0]), int(local[1]))
+        elif isinstance(local, str) and local:
+            # Unix domain socket: (path, None), as Uvicorn.
+            self.server = (local, None)
+        self.scheme = "https" if transport.get_extra_info("sslcontext") is not None else "http"
+        trusted_hosts = self.settings.trusted_hosts
+        if trusted_hosts is not None:
+            self.client_trusted = (self.client[0] if self.client is not None else None) in trusted_hosts
+        # A new connection gets the header deadline: it has to send a request.
+        self.deadline = self.state.now + self.settings.timeout_request_headers
+        self.idle = True
+
+    def connection_lost(self, exc):
+        cdef RequestCycle cycle = self.cycle
+        self.state.connections.discard(self)
+        self.pending = None
+        self.deadline = 0.0
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True
+            cycle._wake()
+        if self.drain_waiter is not None:
+            if not self.drain_waiter.done():
+                self.drain_waiter.set_result(None)
+            self.drain_waiter = None
+
+    def eof_received(self):
+        self.eof = True
+        if self.cycle is not None and not self.cycle.response_complete:
+            # The client has finished sending; keep the connection open long
+            # enough to send it the response, then close.
+            self.cycle.keep_alive = False
+            return True
+        return None
+
+    def data_received(self, data):
+        if type(data) is not bytes:
+            data = bytes(data)
+        self._feed_bytes(<bytes>data, 0)
+
+    def pause_writing(self):
+        self.writing_paused = True
+
+    def resume_writing(self):
+        self.writing_paused = False
+        if self.drain_waiter is not None:
+            if not self.drain_waiter.done():
+                self.drain_waiter.set_result(None)
+            self.drain_waiter = None
+
+    # -- parsing ---------------------------------------------------------
+
+    cdef int feed(self, const char* data, size_t length) except -1:
+        """C-level entry: parse `length` bytes the caller owns."""
+        return self._feed_bytes(PyBytes_FromStringAndSize(data, length), 0)
+
+    cdef int _feed_bytes(self, bytes data, size_t offset) except -1:
+        cdef size_t length = <size_t>PyBytes_GET_SIZE(data)
+        cdef size_t consumed
+        cdef ParseResult result
+        cdef RequestCycle cycle
+        if self.transport is None or self.transport.is_closing():
+            return 0
+        if self.pending is not None:
+            # A previous request is still being answered: keep the bytes for
+            # later (reading is paused meanwhile, so this stays small).
+            self.pending = self.pending[self.pending_offset:] + data[offset:]
+            self.pending_offset = 0
+            return 0
+        if self.idle and length > offset:
+            # The first bytes of a request: its header deadline starts.
+            self.idle = False
+            self.deadline = self.state.now + self.settings.timeout_request_headers
+        self.feeding = True
+        try:
+            while offset < length:
+                result = self.parser.feed(PyBytes_AS_STRING(data) + offset, length - offset, &consumed)
+                offset += consumed
+                if result == PARSE_ERROR:
+                    self._parse_error()
+                    return 0
+                cycle = self.cycle
+                if cycle is not None and not cycle.started:
+                    # Everything at hand is parsed: with the whole request in
+                    # (or the body still arriving) the application starts.
+                    self._start_cycle()
+                    if self.transport.is_closing():
+                        return 0
+                if result == PARSE_NEED_MORE:
+                    break
+                # A whole request is in; the next one waits for its response.
+                if cycle is not None and not cycle.response_complete:
+                    if offset < length:
+                        self.pending = data
+                        self.pending_offset = offset
+                        self.wait_for_response = True
+                        self._update_reading()
+                    break
+                self._request_finished()
+        finally:
+            self.feeding = False
+        return 0
+
+    cdef int on_headers_complete(self) except -1:
+        """Parser event: the header section is in; build the scope."""
+        cdef RequestParser parser = self.parser
+        cdef HttpSettings settings = self.settings
+        cdef str path
+        cdef bytes raw_path, query_string
+        cdef dict scope
+        cdef RequestCycle cycle
+        path, raw_path, query_string = parser.build_target()
+        if settings.root_path_bytes:
+            path = settings.root_path + path
+            raw_path = settings.root_path_bytes + raw_path
+        scope = {
+            "type": "http",
+            "asgi": settings.asgi,
+            "http_version": parser.http_version(),
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,
+            "method": parser.method(),
+            "root_path": settings.root_path,
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": query_string,
+            "headers": parser.build_headers(),
+            "state": settings.app_state.copy(),
+        }
+        if self.client_trusted and (parser.forwarded_for is not None or parser.forwarded_proto is not None):
+            settings.trusted_hosts.apply(scope, parser.forwarded_proto, parser.forwarded_for)
+        if parser.upgrade is not None and parser._parser.upgrade:
+            self._warn_upgrade(parser.upgrade)
+        self.deadline = 0.0
+        cycle = RequestCycle.__new__(RequestCycle)
+        cycle.protocol = self
+        cycle.scope = scope
+        cycle.body_chunks = []
+        cycle.content_remaining = -1
+        cycle.keep_alive = parser.should_keep_alive() and not self.eof
+        cycle.expect_continue = parser.expect_continue
+        cycle.is_head = parser.is_head()
+        cycle.http_1_0 = parser._parser.http_minor == 0
+        self.cycle = cycle
+        return 0
+
+    def _warn_upgrade(self, bytes upgrade):
+        self.settings.logger.warning("Unsupported upgrade request.")
+        if upgrade.lower() == b"websocket":
+            self.settings.logger.warning(
+                "WebSocket support is not available in this version of cppcorn; "
+                "the request is served as plain HTTP.")
+
+    cdef int on_body(self, const char* data, size_t length) except -1:
+        cdef RequestCycle cycle = self.cycle
+        if cycle.response_complete or cycle.disconnected:
+            return 0  # the application is done with this request: drop it
+        cycle.body_chunks.append(PyBytes_FromStringAndSize(data, length))
+        cycle.body_size += length
+        if cycle.body_size > BODY_HIGH_WATER and not self.body_backpressure:
+            self.body_backpressure = True
+            self._update_reading()
+        cycle._wake()
+        return 0
+
+    cdef int on_message_complete(self) except -1:
+        cdef RequestCycle cycle = self.cycle
+        cycle.message_complete = True
+        if self.body_backpressure:
+            self.body_backpressure = False
+            self._update_reading()
+        cycle._wake()
+        return 0
+
+    cdef int _start_cycle(self) except -1:
+        """Run the application for the current request."""
+        cdef RequestCycle cycle = self.cycle
+        cdef HttpSettings settings = self.settings
+        cdef long limit = settings.limit_concurrency
+        cycle.started = True
+        if limit >= 0 and (len(self.state.connections) > limit or len(self.state.tasks) >= limit):
+            settings.logger.warning("Exceeded concurrency limit.")
+            cycle.response_started = True
+            cycle.response_complete = True
+            cycle.keep_alive = False
+            self._access_log(cycle, 503)
+            self._send_error_response(503, ERROR_BODIES[503])
+            return 0
+        coroutine = cycle.run_asgi(settings.app)
+        context = Context() if settings.reset_contextvars else None
+        if settings.eager_tasks:
+            task = Task(coroutine, loop=self.loop, context=context, eager_start=True)
+        elif context is not None:
+            task = self.loop.create_task(coroutine, context=context)
+        else:
+            task = self.loop.create_task(coroutine)
+        if not task.done():
+            cycle.task = task
+            self.state.tasks.add(task)
+        return 0
+
+    cdef int _request_finished(self) except -1:
+        """The request is fully read and its response fully sent."""
+        self.cycle = None
+        if self.wait_for_response:
+            self.wait_for_response = False
+            self._update_reading()
+        self.idle = True
+        self.deadline = self.state.now + self.settings.timeout_keep_alive
+        return 0
+
+    cdef int _response_complete(self) except -1:
+        """Called by the cycle once the last body byte is written."""
+        cdef RequestCycle cycle = self.cycle
+        cdef bytes pending
+        self.state.total_requests += 1
+        if cycle.waiter is not None:
+            cycle._wake()
+        if not cycle.keep_alive:
+            self.transport.close()
+            return 0
+        if not cycle.message_complete or self.feeding:
+            # Either the rest of the request body is still to be read (and
+            # dropped), or the parse loop on the stack goes on by itself.
+            return 0
+        self._request_finished()
+        if self.pending is not None:
+            # Parse the next pipelined request on a fresh loop iteration, not
+            # inside this application's send().
+            self.loop.call_soon(self._resume_pipeline)
+        return 0
+
+    def _resume_pipeline(self):
+        pending = self.pending
+        if pending is None or self.cycle is not None:
+            return
+        self.pending = None
+        self._feed_bytes(pending, self.pending_offset)
+
+    cdef int _update_reading(self) except -1:
+        cdef bint pause = self.wait_for_response or self.body_backpressure
+        if pause == self.reading_paused or self.transport is None or self.transport.is_closing():
+            return 0
+        self.reading_paused = pause
+        if pause:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+        return 0
+
+    # -- writing ---------------------------------------------------------
+
+    cdef int _write(self, bytes data) except -1:
+        self.transport.write(data)
+        return 0
+
+    cdef int _write_many(self, tuple parts) except -1:
+        self.transport.writelines(parts)
+        return 0
+
+    cdef int _send_error_response(self, int status, bytes body) except -1:
+        """Answer with a short plain-text error and close the connection."""
+        cdef OutputBuffer out = self.out
+        if self.transport.is_closing():
+            return 0
+        out.length = 0
+        out.append_bytes(status_line(status))
+        out.append_bytes(self.state.default_headers)
+        out.append_bytes(
+            b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+            % len(body))
+        out.append_bytes(body)
+        self._write(out.take())
+        self.transport.close()
+        return 0
+
+    cdef int _parse_error(self) except -1:
+        cdef RequestParser parser = self.parser
+        cdef RequestCycle cycle = self.cycle
+        cdef int status = parser.error_status
+        if status == 400:
+            self.settings.logger.warning("Invalid HTTP request received.")
+        else:
+            self.settings.logger.warning("Request refused with %d: %s.", status, parser.error_reason)
+        self.settings.logger.debug("Invalid request detail: %s", parser.error_reason)
+        if cycle is not None and cycle.started:
+            # Broken body framing while the application runs: it sees a
+            # disconnect; a response already under way cannot be replaced.
+            cycle.disconnected = True
+            cycle._wake()
+            if cycle.response_started:
+                self.transport.close()
+                return 0
+        self._send_error_response(status, ERROR_BODIES.get(status, ERROR_BODIES[400]))
+        return 0
+
+    cdef int _app_exception(self, RequestCycle cycle, object exc) except -1:
+        self.settings.logger.error("Exception in ASGI application\n", exc_info=exc)
+        if not cycle.response_started and not cycle.disconnected:
+            cycle._fail_response()
+        else:
+            self.transport.close()
+        return 0
+
+    cdef int _access_log(self, RequestCycle cycle, int status) except -1:
+        cdef dict scope
+        if not self.settings.access_log or not self.settings.access_logger.isEnabledFor(INFO):
+            return 0
+        scope = cycle.scope
+        client = scope.get("client")
+        path = urllib.parse.quote(scope["path"])
+        if scope["query_string"]:
+            path = f"{path}?{scope['query_string'].decode('ascii', 'replace')}"
+        self.settings.access_logger.info(
+            ACCESS_LOG_FORMAT,
+            "%s:%d" % (client[0], client[1]) if client else "",
+            scope["method"],
+            path,
+            scope["http_version"],
+            status,
+        )
+        return 0
+
+    # -- lifecycle -------------------------------------------------------
+
+    cdef int check_deadline(self, double now) except -1:
+        """Close the connection if its deadline passed: idle keep-alive
+        connections quietly, a request head that is too slow with 408."""
+        if self.deadline == 0.0 or now < self.deadline or self.transport is None:
+            return 0
+        self.deadline = 0.0
+        if self.idle:
+            self.transport.close()
+        else:
+            self._send_error_response(408, ERROR_BODIES[408])
+        return 0
+
+    def shutdown(self):
+        """Graceful shutdown: close now if idle, else after this response."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.close()
+        else:
+            self.cycle.keep_alive = False
+
+    def abort(self):
+        """Drop the connection now (graceful shutdown timed out)."""
+        if self.transport is not None:
+            self.transport.abort()

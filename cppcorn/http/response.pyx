@@ -1,0 +1,221 @@
+# Response serialisation. See response.pxd.
+import http
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memchr, memcpy, memmove
+
+from cppcorn.http.http_bytes cimport (
+    cc_equals_lower,
+    cc_is_field_value,
+    cc_is_token,
+    cc_lower_copy,
+    cc_parse_content_length,
+    cc_strip_ows,
+    cc_write_hex,
+)
+
+DEF INITIAL_CAPACITY = 4096
+# A buffer that grew past this for one large response is given back rather
+# than kept for the life of the connection.
+DEF RETAINED_CAPACITY = 65536
+
+
+def _build_status_lines():
+    lines = []
+    for code in range(600):
+        try:
+            phrase = http.HTTPStatus(code).phrase
+        except ValueError:
+            phrase = ""
+        lines.append(f"HTTP/1.1 {code} {phrase}\r\n".encode("latin-1"))
+    return tuple(lines)
+
+# Status lines for 0..599; like Uvicorn, an unknown code gets an empty phrase.
+cdef tuple STATUS_LINES = _build_status_lines()
+
+
+cdef bytes status_line(int status):
+    return <bytes>STATUS_LINES[status]
+
+
+cdef class OutputBuffer:
+    def __cinit__(self):
+        self.data = <char*>malloc(INITIAL_CAPACITY)
+        if self.data == NULL:
+            raise MemoryError()
+        self.capacity = INITIAL_CAPACITY
+        self.length = 0
+
+    def __dealloc__(self):
+        free(self.data)
+
+    cdef int reserve(self, size_t extra) except -1:
+        cdef size_t needed = self.length + extra
+        cdef size_t capacity = self.capacity
+        cdef char* grown
+        if needed <= capacity:
+            return 0
+        while capacity < needed:
+            capacity *= 2
+        grown = <char*>realloc(self.data, capacity)
+        if grown == NULL:
+            raise MemoryError()
+        self.data = grown
+        self.capacity = capacity
+        return 0
+
+    cdef int append(self, const char* data, size_t length) except -1:
+        self.reserve(length)
+        memcpy(self.data + self.length, data, length)
+        self.length += length
+        return 0
+
+    cdef int append_bytes(self, bytes data) except -1:
+        return self.append(PyBytes_AS_STRING(data), <size_t>PyBytes_GET_SIZE(data))
+
+    cdef int append_chunk_size(self, size_t size) except -1:
+        self.reserve(18)
+        self.length += cc_write_hex(self.data + self.length, size)
+        self.data[self.length] = b'\r'
+        self.data[self.length + 1] = b'\n'
+        self.length += 2
+        return 0
+
+    cdef bytes take(self):
+        """The buffered bytes as one bytes object; the buffer is emptied."""
+        cdef bytes result = PyBytes_FromStringAndSize(self.data, self.length)
+        cdef char* smaller
+        self.length = 0
+        if self.capacity > RETAINED_CAPACITY:
+            smaller = <char*>realloc(self.data, INITIAL_CAPACITY)
+            if smaller != NULL:
+                self.data = smaller
+                self.capacity = INITIAL_CAPACITY
+        return result
+
+
+cdef int write_status_line(OutputBuffer out, object status) except -1:
+    cdef long code
+    if type(status) is not int and not isinstance(status, int):
+        raise RuntimeError(f"ASGI 'http.response.start' status must be an int, got {status!r}.")
+    code = status
+    if code < 100 or code > 599:
+        raise RuntimeError(f"ASGI 'http.response.start' status {code} is not a valid HTTP status code.")
+    out.append_bytes(<bytes>STATUS_LINES[code])
+    return 0
+
+
+cdef inline int check_header_part(object part) except -1:
+    if not PyBytes_Check(part):
+        raise RuntimeError(
+            f"ASGI response header names and values must be bytes, got {type(part).__name__}: {part!r}.")
+    return 0
+
+
+cdef int write_headers(OutputBuffer out, object headers, HeadInfo* info) except -1:
+    """Append the application's headers (names lower-cased, each validated)
+    and note what they say about framing. A Content-Length beside
+    Transfer-Encoding: chunked is dropped, as RFC 9112 6.3 asks."""
+    cdef object pair
+    cdef bytes name, value
+    cdef const char* name_data
+    cdef const char* value_data
+    cdef const char* token
+    cdef const char* comma
+    cdef size_t name_length, value_length, token_length, rest
+    cdef uint64_t content_length
+    cdef size_t length_line_start = 0, length_line_end = 0
+    info.content_length = -1
+    info.chunked = False
+    info.connection_close = False
+    info.has_connection = False
+    if headers is None:
+        return 0
+    for pair in headers:
+        if type(pair) is tuple and len(<tuple>pair) == 2:
+            name = (<tuple>pair)[0] if PyBytes_Check((<tuple>pair)[0]) else None
+            value = (<tuple>pair)[1] if PyBytes_Check((<tuple>pair)[1]) else None
+            if name is None:
+                check_header_part((<tuple>pair)[0])
+            if value is None:
+                check_header_part((<tuple>pair)[1])
+        else:
+            try:
+                raw_name, raw_value = pair
+            except (TypeError, ValueError):
+                raise RuntimeError(
+                    f"ASGI response headers must be [name, value] pairs, got {pair!r}.") from None
+            check_header_part(raw_name)
+            check_header_part(raw_value)
+            name = raw_name
+            value = raw_value
+        name_data = PyBytes_AS_STRING(name)
+        name_length = <size_t>PyBytes_GET_SIZE(name)
+        value_data = PyBytes_AS_STRING(value)
+        value_length = <size_t>PyBytes_GET_SIZE(value)
+        if not cc_is_token(name_data, name_length):
+            raise RuntimeError(f"Invalid HTTP header name {name!r}.")
+        if not cc_is_field_value(value_data, value_length):
+            raise RuntimeError(f"Invalid HTTP header value {value!r}.")
+
+        if name_length == 14 and cc_equals_lower(name_data, 14, b"content-length", 14):
+            if cc_parse_content_length(value_data, value_length, &content_length) != 0:
+                raise RuntimeError(f"Invalid Content-Length header value {value!r}.")
+            if info.content_length >= 0 and <uint64_t>info.content_length != content_length:
+                raise RuntimeError("Conflicting Content-Length headers in the response.")
+            if info.chunked:
+                continue
+            info.content_length = <int64_t>content_length
+            length_line_start = out.length
+        elif name_length == 17 and cc_equals_lower(name_data, 17, b"transfer-encoding", 17):
+            token_length = value_length
+            token = cc_strip_ows(value_data, &token_length)
+            # The final coding decides the framing.
+            comma = token
+            rest = token_length
+            while True:
+                comma = <const char*>memchr(token, b',', rest)
+                if comma == NULL:
+                    break
+                rest -= <size_t>(comma - token) + 1
+                token = comma + 1
+            token_length = rest
+            token = cc_strip_ows(token, &token_length)
+            if cc_equals_lower(token, token_length, b"chunked", 7):
+                info.chunked = True
+                if length_line_end > length_line_start:
+                    # Drop the Content-Length line written earlier.
+                    memmove(out.data + length_line_start, out.data + length_line_end,
+                            out.length - length_line_end)
+                    out.length -= length_line_end - length_line_start
+                    length_line_end = length_line_start
+        elif name_length == 10 and cc_equals_lower(name_data, 10, b"connection", 10):
+            info.has_connection = True
+            token = value_data
+            rest = value_length
+            while True:
+                comma = <const char*>memchr(token, b',', rest)
+                token_length = (comma - token) if comma != NULL else rest
+                if cc_equals_lower(cc_strip_ows(token, &token_length), token_length, b"close", 5):
+                    info.connection_close = True
+                if comma == NULL:
+                    break
+                rest -= <size_t>(comma - token) + 1
+                token = comma + 1
+
+        out.reserve(name_length + value_length + 4)
+        cc_lower_copy(out.data + out.length, name_data, name_length)
+        out.length += name_length
+        out.data[out.length] = b':'
+        out.data[out.length + 1] = b' '
+        out.length += 2
+        memcpy(out.data + out.length, value_data, value_length)
+        out.length += value_length
+        out.data[out.length] = b'\r'
+        out.data[out.length + 1] = b'\n'
+        out.length += 2
+        if length_line_start and length_line_end < length_line_start:
+            length_line_end = out.length
+    return 0

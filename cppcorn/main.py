@@ -1,0 +1,204 @@
+"""The command line (`cppcorn APP`, `python -m cppcorn APP`) and `cppcorn.run()`.
+
+Options, defaults and environment variables mirror Uvicorn's, with the
+prefix `CPPCORN_` (for example `CPPCORN_PORT=9000`, `CPPCORN_APP=app:app`).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import ssl
+import sys
+from typing import Any
+
+import click
+
+import cppcorn
+from cppcorn.config import (
+    INTERFACES,
+    LIFESPAN,
+    LOG_LEVELS,
+    LOGGING_CONFIG,
+    SSL_PROTOCOL_VERSION,
+    STARTUP_FAILURE,
+    Config,
+)
+from cppcorn.server import Server
+
+LEVEL_CHOICES = click.Choice(list(LOG_LEVELS.keys()), case_sensitive=False)
+LIFESPAN_CHOICES = click.Choice(list(LIFESPAN.keys()))
+INTERFACE_CHOICES = click.Choice(list(INTERFACES))
+
+
+def version_text() -> str:
+    """The `--version` line, and which compiled parts are in use."""
+    from cppcorn.http import parser
+
+    loops = ["asyncio"]
+    try:
+        import uvloop
+
+        loops.append(f"uvloop {uvloop.__version__}")
+    except ImportError:
+        pass
+    return (
+        f"Running cppcorn {cppcorn.__version__} with {platform.python_implementation()} "
+        f"{platform.python_version()} on {platform.system()}\n"
+        f"Compiled core: HTTP/1.1 protocol ({parser.__file__.rsplit(os.sep, 1)[-1]}) "
+        f"over llhttp {parser.LLHTTP_VERSION}; event loops available: {', '.join(loops)}"
+    )
+
+
+def print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(version_text())
+    ctx.exit()
+
+
+def parse_header(header: str) -> tuple[str, str]:
+    name, separator, value = header.partition(":")
+    if not separator:
+        raise click.BadParameter(f"{header!r} is not a 'Name: value' header.", param_hint="--header")
+    return name, value
+
+
+@click.command(context_settings={"auto_envvar_prefix": "CPPCORN"})
+@click.argument("app", envvar="CPPCORN_APP")
+@click.option("--host", type=str, default="127.0.0.1", help="Bind socket to this host.", show_default=True)
+@click.option(
+    "--port", type=int, default=8000, help="Bind socket to this port. If 0, an available port will be picked.",
+    show_default=True,
+)
+@click.option("--uds", type=str, default=None, help="Bind to a UNIX domain socket.")
+@click.option("--fd", type=int, default=None, help="Bind to socket from this file descriptor.")
+@click.option("--reload", is_flag=True, default=False, help="Enable auto-reload. [not supported yet: ignored with a warning]")
+@click.option("--reload-dir", "reload_dirs", multiple=True, type=click.Path(exists=True),
+              help="Set reload directories explicitly. [not supported yet]")
+@click.option("--reload-include", "reload_includes", multiple=True,
+              help="Set glob patterns to include while watching for files. [not supported yet]")
+@click.option("--reload-exclude", "reload_excludes", multiple=True,
+              help="Set glob patterns to exclude while watching for files. [not supported yet]")
+@click.option("--reload-delay", type=float, default=0.25, show_default=True,
+              help="Delay between previous and next check if application needs to be reloaded. [not supported yet]")
+@click.option("--workers", default=None, type=int,
+              help="Number of worker processes. Defaults to the $WEB_CONCURRENCY environment variable if available, "
+              "or 1. [not supported yet: one process runs, with a warning]")
+@click.option("--loop", type=str, default="auto", show_default=True,
+              help="Event loop factory implementation: auto, asyncio, uvloop, none, or module:factory.")
+@click.option("--http", type=str, default="auto", show_default=True,
+              help="HTTP protocol implementation. cppcorn always uses its compiled llhttp protocol; "
+              "auto, httptools and h11 are accepted for compatibility.")
+@click.option("--http2", is_flag=True, default=False, help="Enable HTTP/2. [not supported: refused]")
+@click.option("--ws", type=str, default="auto", show_default=True,
+              help="WebSocket protocol implementation. [not supported yet: upgrades are served as plain HTTP]")
+@click.option("--ws-max-size", type=int, default=16777216, show_default=True,
+              help="WebSocket max size message in bytes. [not supported yet]")
+@click.option("--ws-max-queue", type=int, default=32, show_default=True,
+              help="The maximum length of the WebSocket message queue. [not supported yet]")
+@click.option("--ws-ping-interval", type=float, default=20.0, show_default=True,
+              help="WebSocket ping interval in seconds. [not supported yet]")
+@click.option("--ws-ping-timeout", type=float, default=20.0, show_default=True,
+              help="WebSocket ping timeout in seconds. [not supported yet]")
+@click.option("--ws-per-message-deflate", type=bool, default=True, show_default=True,
+              help="WebSocket per-message-deflate compression. [not supported yet]")
+@click.option("--lifespan", type=LIFESPAN_CHOICES, default="auto", show_default=True,
+              help="Lifespan implementation.")
+@click.option("--interface", type=INTERFACE_CHOICES, default="auto", show_default=True,
+              help="Select ASGI3, ASGI2, or WSGI as the application interface.")
+@click.option("--env-file", type=click.Path(exists=True), default=None, help="Environment configuration file.")
+@click.option("--log-config", type=click.Path(exists=True), default=None,
+              help="Logging configuration file. Supported formats: .ini, .json, .yaml. Configs written for "
+              "Uvicorn's loggers apply to cppcorn's.")
+@click.option("--log-level", type=LEVEL_CHOICES, default=None, help="Log level. [default: info]")
+@click.option("--access-log/--no-access-log", is_flag=True, default=True, help="Enable/Disable access log.")
+@click.option("--use-colors/--no-use-colors", is_flag=True, default=None,
+              help="Enable/Disable colorized logging.")
+@click.option("--proxy-headers/--no-proxy-headers", is_flag=True, default=True,
+              help="Enable/Disable X-Forwarded-Proto, X-Forwarded-For to populate url scheme and remote address "
+              "info.")
+@click.option("--server-header/--no-server-header", is_flag=True, default=True,
+              help="Enable/Disable default Server header.")
+@click.option("--date-header/--no-date-header", is_flag=True, default=True,
+              help="Enable/Disable default Date header.")
+@click.option("--forwarded-allow-ips", type=str, default=None,
+              help="Comma separated list of IP Addresses, IP Networks, or literals (e.g. UNIX Socket path) to trust "
+              "with proxy headers. Defaults to the $FORWARDED_ALLOW_IPS environment variable if available, or "
+              "'127.0.0.1,::1'. The literal '*' means trust everything.")
+@click.option("--root-path", type=str, default="",
+              help="Set the ASGI 'root_path' for applications submounted below a given URL path.")
+@click.option("--limit-concurrency", type=int, default=None,
+              help="Maximum number of concurrent connections or tasks to allow, before issuing HTTP 503 responses.")
+@click.option("--backlog", type=int, default=2048, help="Maximum number of connections to hold in backlog")
+@click.option("--limit-max-requests", type=int, default=None,
+              help="Maximum number of requests to service before terminating the process.")
+@click.option("--limit-max-requests-jitter", type=int, default=0, show_default=True,
+              help="Maximum jitter to add to limit_max_requests.")
+@click.option("--limit-request-header-size", type=int, default=65536, show_default=True,
+              help="Largest request line plus header section, in bytes; larger requests get 431.")
+@click.option("--timeout-keep-alive", type=float, default=5, show_default=True,
+              help="Close Keep-Alive connections if no new data is received within this timeout (in seconds).")
+@click.option("--timeout-request-headers", type=float, default=30.0, show_default=True,
+              help="Close a connection whose request line and headers have not all arrived within this many "
+              "seconds (with 408 if part of them did): a defence against slowloris clients.")
+@click.option("--timeout-graceful-shutdown", type=float, default=None,
+              help="Maximum number of seconds to wait for graceful shutdown.")
+@click.option("--timeout-worker-healthcheck", type=int, default=5, show_default=True,
+              help="Maximum number of seconds to wait for a worker to respond to a healthcheck. [not supported yet]")
+@click.option("--ssl-keyfile", type=str, default=None, help="SSL key file")
+@click.option("--ssl-certfile", type=str, default=None, help="SSL certificate file")
+@click.option("--ssl-keyfile-password", type=str, default=None, help="SSL keyfile password")
+@click.option("--ssl-version", type=int, default=int(SSL_PROTOCOL_VERSION), show_default=True,
+              help="SSL version to use (see stdlib ssl module's)")
+@click.option("--ssl-cert-reqs", type=int, default=int(ssl.CERT_NONE), show_default=True,
+              help="Whether client certificate is required (see stdlib ssl module's)")
+@click.option("--ssl-ca-certs", type=str, default=None, help="CA certificates file")
+@click.option("--ssl-ciphers", type=str, default=None,
+              help="Ciphers to use (see stdlib ssl module's). Defaults to OpenSSL's safe defaults.")
+@click.option("--header", "headers", multiple=True,
+              help="Specify custom default HTTP response headers as a Name:Value pair")
+@click.option("--version", is_flag=True, callback=print_version, expose_value=False, is_eager=True,
+              help="Display the cppcorn version and exit.")
+@click.option("--app-dir", default="", show_default=True,
+              help="Look for APP in the specified directory, by adding this to the PYTHONPATH. Defaults to the "
+              "current working directory.")
+@click.option("--h11-max-incomplete-event-size", "h11_max_incomplete_event_size", type=int, default=None,
+              help="Accepted for Uvicorn compatibility: sets --limit-request-header-size.")
+@click.option("--reset-contextvars", is_flag=True, default=False, show_default=True,
+              help="Run each ASGI request in a fresh contextvars.Context. Hides context set in the lifespan.")
+@click.option("--factory", is_flag=True, default=False, show_default=True,
+              help="Treat APP as an application factory, i.e. a () -> <ASGI app> callable.")
+def main(app: str, headers: tuple[str, ...], app_dir: str, log_config: str | None, **options: Any) -> None:
+    """Serve the ASGI application APP ("module:attribute")."""
+    sys.path.insert(0, app_dir)
+    run(
+        app,
+        headers=[parse_header(header) for header in headers],
+        log_config=LOGGING_CONFIG if log_config is None else log_config,
+        **options,
+    )
+
+
+def run(app: Any, *, app_dir: str | None = None, **kwargs: Any) -> None:
+    """Run a server for `app` (an ASGI application or an import string) until
+    it is told to stop; exits with status 3 if it cannot start."""
+    if app_dir is not None:
+        sys.path.insert(0, app_dir)
+
+    config = Config(app, **kwargs)
+    server = Server(config=config)
+    if isinstance(app, str):
+        # Fail on an unimportable application before anything else starts.
+        config.load_app()
+
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if config.uds and os.path.exists(config.uds):
+            os.remove(config.uds)
+
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
