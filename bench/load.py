@@ -43,6 +43,9 @@ REPO_ROOT = BENCH_DIR.parent
 HOST = "127.0.0.1"  # the only address this script ever talks to
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SERVERS = ("cppcorn", "uvicorn", "granian", "nginx")
+# Above this share of the server's core used by other processes during a run,
+# the run is noted as disturbed (it still counts: the note says how much).
+SHARED_CORE_PERCENT = 5.0
 
 
 # --------------------------------------------------------------------------
@@ -235,7 +238,8 @@ def stop_everything() -> None:
 
 
 def _exit_on_signal(signum: int, _frame: Any) -> None:
-    raise SystemExit(128 + signum)
+    # Unwinds like Ctrl-C does, through main()'s finally, which stops everything.
+    raise KeyboardInterrupt
 
 
 # --------------------------------------------------------------------------
@@ -373,9 +377,9 @@ def parse_wrk(text: str, wrk_cpu_s: float) -> WrkResult:
     )
 
 
-def run_wrk(port: int, args: argparse.Namespace, duration: float) -> tuple[WrkResult, str]:
+def run_wrk(port: int, args: argparse.Namespace, duration: int) -> WrkResult:
     argv = ["taskset", "-c", str(args.wrk_cpu), find_tool("wrk"), "-t1",
-            f"-c{args.connections}", f"-d{duration:g}s", "--latency", f"http://{HOST}:{port}/"]
+            f"-c{args.connections}", f"-d{duration}s", "--latency", f"http://{HOST}:{port}/"]
     with tempfile.TemporaryFile() as out:
         proc = spawn(argv, stdout=out, stderr=subprocess.STDOUT)
         # wrk normally ends on its own after `duration`; the timer is only a
@@ -393,7 +397,7 @@ def run_wrk(port: int, args: argparse.Namespace, duration: float) -> tuple[WrkRe
         text = out.read().decode(errors="replace")
     if proc.returncode != 0:
         raise RuntimeError(f"wrk exited with {proc.returncode}: {text.strip()[-500:]}")
-    return parse_wrk(text, usage.ru_utime + usage.ru_stime), text
+    return parse_wrk(text, usage.ru_utime + usage.ru_stime)
 
 
 # --------------------------------------------------------------------------
@@ -413,7 +417,13 @@ class Run:
     server_cpu_percent: float  # of one core, over the window
     core_busy_percent: float  # the server's core, whoever used it, softirq included
     core_softirq_percent: float
+    # Core time used by neither the server nor softirq: other processes that
+    # ran on the server's core (this is a shared machine) and slowed it down.
+    # A lower bound: the kernel charges some softirq time to the server itself.
+    core_other_percent: float
     wrk_cpu_percent: float
+    # The same for wrk's core: others there starve the load generator.
+    wrk_core_other_percent: float
     wall_s: float
     socket_errors: dict[str, int]
     non_2xx_3xx: int
@@ -429,6 +439,7 @@ class ServerUnderTest:
     argv: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     error: str | None = None
+    log_excerpt: str = ""  # the end of the server's output, kept when it fails
     native: dict[str, bool] = field(default_factory=dict)
     warmup: dict[str, Any] | None = None
     runs: list[Run] = field(default_factory=list)
@@ -443,10 +454,16 @@ class ServerUnderTest:
         return self.error is None
 
     def fail(self, reason: str) -> None:
-        self.error = f"{reason}\n{self.log_tail()}".rstrip()
-        log(f"  {self.name}: FAILED: {self.error}")
         if self.proc is not None:
-            stop(self.proc)
+            stop(self.proc)  # first, so that the log is complete
+        self.error = reason
+        self.log_excerpt = self.log_tail()
+        log(f"  {self.name}: FAILED: {reason}\n{self.log_excerpt}".rstrip())
+
+    def failure_summary(self) -> str:
+        """One line for the table: the reason and the last line the server logged."""
+        last = self.log_excerpt.strip().splitlines()[-1:] if self.log_excerpt else []
+        return _without_repo_path(": ".join([self.error or "", *last]))
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -506,14 +523,15 @@ class ServerUnderTest:
             self.fail(f"died (exit code {self.proc.returncode})")
         return self.ok
 
-    def measure(self, args: argparse.Namespace, round_no: int, duration: float) -> Run | None:
+    def measure(self, args: argparse.Namespace, round_no: int, duration: int) -> Run | None:
         assert self.proc is not None
         # Sampled right before and right after wrk: the window is wrk's run
         # plus the few milliseconds it needs to start and connect.
         core_before = core_ticks(args.server_cpu)
+        wrk_core_before = core_ticks(args.wrk_cpu)
         cpu_before, wall_before = tree_cpu_seconds(self.proc.pid), time.monotonic()
         try:
-            result, _ = run_wrk(self.port, args, duration)
+            result = run_wrk(self.port, args, duration)
         except (RuntimeError, ValueError) as exc:
             if self.alive():  # a dead server explains itself; otherwise record it
                 what = "warm-up" if round_no == 0 else f"round {round_no}"
@@ -524,6 +542,8 @@ class ServerUnderTest:
         wall_s = time.monotonic() - wall_before
         busy, softirq = (after - before for after, before in
                          zip(core_ticks(args.server_cpu), core_before))
+        wrk_busy, wrk_softirq = (after - before for after, before in
+                                 zip(core_ticks(args.wrk_cpu), wrk_core_before))
         return Run(
             round=round_no,
             requests=result.requests,
@@ -535,7 +555,11 @@ class ServerUnderTest:
             server_cpu_percent=100 * cpu_s / wall_s,
             core_busy_percent=100 * busy / CLOCK_TICKS / wall_s,
             core_softirq_percent=100 * softirq / CLOCK_TICKS / wall_s,
+            core_other_percent=max(0.0, 100 * (busy - softirq) / CLOCK_TICKS / wall_s
+                                   - 100 * cpu_s / wall_s),
             wrk_cpu_percent=100 * result.wrk_cpu_s / wall_s,
+            wrk_core_other_percent=max(0.0, 100 * (wrk_busy - wrk_softirq) / CLOCK_TICKS / wall_s
+                                       - 100 * result.wrk_cpu_s / wall_s),
             wall_s=wall_s,
             socket_errors=result.socket_errors,
             non_2xx_3xx=result.non_2xx_3xx,
@@ -574,7 +598,7 @@ def run_scenario(scenario: Scenario, names: list[str], args: argparse.Namespace,
         server.start(args)  # one at a time: start-up CPU would disturb the others
 
     ready = [s for s in servers if s.ok]
-    for server in ready:
+    for server in ready if args.warmup > 0 else []:
         log(f"  warm-up {server.name} ({args.warmup:g} s)")
         if server.alive():
             run = server.measure(args, 0, args.warmup)
@@ -631,7 +655,9 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "kernel": platform.release(),
         "load_average_at_start": Path("/proc/loadavg").read_text().split()[:3],
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        # The interpreter's build (compiler, date) changes Python-level speed too.
+        "python": f"{platform.python_implementation()} {platform.python_version()} "
+                  f"({platform.python_compiler()}, {platform.python_build()[1]})",
         "versions": versions,
         "settings": {k: getattr(args, k) for k in (
             "connections", "duration", "rounds", "warmup", "pause", "server_cpu", "wrk_cpu")},
@@ -670,7 +696,14 @@ def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
     return "—" if value is None else format(value, spec) + suffix
 
 
-def markdown_table(servers: list[ServerUnderTest]) -> str:
+def _shared_core_note(run: Run, server_cpu: int, wrk_cpu: int) -> str:
+    taken = [f"≥{pct:.0f}% of CPU {cpu}" for pct, cpu in
+             ((run.core_other_percent, server_cpu), (run.wrk_core_other_percent, wrk_cpu))
+             if pct > SHARED_CORE_PERCENT]
+    return f"round {run.round}: other processes took {' and '.join(taken)}"
+
+
+def markdown_table(servers: list[ServerUnderTest], server_cpu: int, wrk_cpu: int) -> str:
     summaries = {s.name: summarise(s) for s in servers}
     baseline = summaries.get("uvicorn", {}).get("requests_per_s")
     rows = [
@@ -681,7 +714,7 @@ def markdown_table(servers: list[ServerUnderTest]) -> str:
     for server in servers:
         s = summaries[server.name]
         if not server.ok and not server.runs:
-            reason = (server.error or "").splitlines()[0]
+            reason = server.failure_summary()
             rows.append(f"| {server.name} | — | — | — | — | — | — | — | | | | **failed**: {_cell(reason)} |")
             continue
         ratio = (f"{s['requests_per_s'] / baseline:.2f}x"
@@ -689,8 +722,10 @@ def markdown_table(servers: list[ServerUnderTest]) -> str:
         per_round = [(r, "!" if r.problems else "") for r in server.runs]
         notes = [f"round {r.round}: {', '.join(r.problems)} (not in the medians)"
                  for r in server.runs if r.problems] + server.notes
+        notes += [_shared_core_note(r, server_cpu, wrk_cpu) for r in server.runs
+                  if max(r.core_other_percent, r.wrk_core_other_percent) > SHARED_CORE_PERCENT]
         if not server.ok:
-            notes.append(f"**failed**: {(server.error or '').splitlines()[0]}")
+            notes.append(f"**failed**: {server.failure_summary()}")
         rows.append(
             f"| {server.name} | {_fmt(s['requests_per_s'], ',.0f')} | {ratio} "
             f"| {_fmt(s['p99_ms'], '.2f')} | {_fmt(s['cpu_us_per_request'], '.1f')} "
@@ -725,7 +760,7 @@ def markdown_report(env: dict[str, Any], results: dict[str, list[ServerUnderTest
         f"core, kernel softirq included) and wrk CPU are % of one core.",
     ]
     for name, servers in results.items():
-        lines += ["", f"#### {name}: {SCENARIOS[name].title}", "", markdown_table(servers)]
+        lines += ["", f"#### {name}: {SCENARIOS[name].title}", "", markdown_table(servers, st["server_cpu"], st["wrk_cpu"])]
     return "\n".join(lines) + "\n"
 
 
@@ -738,6 +773,7 @@ def to_json(env: dict[str, Any], results: dict[str, list[ServerUnderTest]]) -> d
                     "server": s.name,
                     "command": _portable(s.argv),
                     "error": s.error,
+                    "log_excerpt": s.log_excerpt,
                     "notes": s.notes,
                     "native_modules_loaded": s.native,
                     "summary": summarise(s),
@@ -760,8 +796,12 @@ def _portable(argv: list[str]) -> list[str]:
     """The command without this machine's paths: interpreter by name, repo as '.'."""
     if not argv:
         return []
-    rest = [a.replace(str(REPO_ROOT), ".") for a in argv[1:]]
-    return [os.path.basename(argv[0]), *rest]
+    return [os.path.basename(argv[0]), *(_without_repo_path(a) for a in argv[1:])]
+
+
+def _without_repo_path(text: str) -> str:
+    # Reports get pasted into committed files: no paths of this machine.
+    return text.replace(str(REPO_ROOT) + os.sep, "").replace(str(REPO_ROOT), ".")
 
 
 def parse_args() -> argparse.Namespace:
@@ -772,9 +812,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--scenarios", default="hello,fastapi",
                         help=f"comma-separated, from: {','.join(SCENARIOS)} (default: %(default)s)")
     parser.add_argument("--connections", type=int, default=64, help="wrk -c (default: %(default)s)")
-    parser.add_argument("--duration", type=float, default=8, help="seconds per round (default: %(default)s)")
+    parser.add_argument("--duration", type=int, default=8, help="seconds per round (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per server (default: %(default)s)")
-    parser.add_argument("--warmup", type=float, default=2,
+    parser.add_argument("--warmup", type=int, default=2,
                         help="warm-up seconds per server and scenario (default: %(default)s)")
     parser.add_argument("--pause", type=float, default=0.5,
                         help="idle seconds before each run (default: %(default)s)")
@@ -845,4 +885,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        log("interrupted: every process it started is stopped; no report")
+        sys.exit(130)

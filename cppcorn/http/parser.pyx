@@ -316,14 +316,19 @@ cdef class RequestParser:
         cdef HeaderSpan* span
         if self._parser.http_major != 1:
             return self._refuse(505, "HTTP version not supported")
-        # Each field also costs ": " and CRLF on the wire.
-        if self._head_length + 4 * self._span_count > self._max_head_size:
+        # The head on the wire: "METHOD target HTTP/1.1\r\n", each field
+        # as "name: value\r\n", and the blank line.
+        if (self._head_length + 4 * self._span_count + len(self.method()) + 14
+                > self._max_head_size):
             return self._refuse(431, "Request header section too large")
         if not (self._parser.flags & llhttp.F_TRANSFER_ENCODING):
             return 0
-        # llhttp already refuses a Transfer-Encoding whose final coding is not
-        # chunked (400, RFC 9112 6.3). Any other coding before it is one we
-        # cannot decode: 501 (RFC 9112 6.1).
+        if not (self._parser.flags & llhttp.F_CHUNKED):
+            # The final coding is not chunked: the body length cannot be
+            # determined (RFC 9112 6.3), a malformed request.
+            return self._refuse(400, "Transfer-Encoding without a final chunked coding")
+        # Any coding before the final chunked is one the server cannot
+        # decode: 501 (RFC 9112 6.1).
         for i in range(self._span_count):
             span = &self._spans[i]
             if not (span.name_length == 17 and memcmp(

@@ -105,7 +105,7 @@ cdef class HttpProtocol(RequestEvents):
     cdef int feed(self, const char* data, size_t length) except -1
     cdef int _feed_bytes(self, bytes data, size_t offset) except -1
     cdef int _start_cycle(self) except -1
-    cdef int _request_finished(self) except -1
+    cdef int _request_finished(self, bint more_data) except -1
     cdef int _response_complete(self) except -1
     cdef int _update_reading(self) except -1
     cdef int _write(self, bytes data) except -1

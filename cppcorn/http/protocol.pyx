@@ -70,17 +70,6 @@ cdef class Ready:
     def __next__(self):
         raise StopIteration(self.value)
 
-    def send(self, value):
-        raise StopIteration(self.value)
-
-    def throw(self, typ, val=None, tb=None):
-        if val is None:
-            raise typ
-        raise val
-
-    def close(self):
-        pass
-
 
 cdef Ready READY_NONE = Ready()
 
@@ -298,6 +287,10 @@ cdef class RequestCycle:
         cdef object status = message.get("status")
         cdef int code
         out.length = 0
+        if protocol.eof and protocol.pending is None:
+            # The client half-closed and nothing else is buffered: this is
+            # the last response.
+            self.keep_alive = False
         write_status_line(out, status)
         code = status
         out.append_bytes(protocol.state.default_headers)
@@ -419,6 +412,7 @@ cdef class HttpProtocol(RequestEvents):
         self.state.connections.discard(self)
         self.pending = None
         self.deadline = 0.0
+        self.cycle = None
         if cycle is not None and not cycle.response_complete:
             cycle.disconnected = True
             cycle._wake()
@@ -428,11 +422,14 @@ cdef class HttpProtocol(RequestEvents):
             self.drain_waiter = None
 
     def eof_received(self):
+        cdef RequestCycle cycle = self.cycle
         self.eof = True
-        if self.cycle is not None and not self.cycle.response_complete:
-            # The client has finished sending; keep the connection open long
-            # enough to send it the response, then close.
-            self.cycle.keep_alive = False
+        if self.pending is not None or (
+                cycle is not None and cycle.message_complete and not cycle.response_complete):
+            # The client has sent its requests and half-closed: keep the
+            # connection open long enough to answer them, then close.
+            if cycle is not None and self.pending is None:
+                cycle.keep_alive = False
             return True
         return None
 
@@ -464,11 +461,18 @@ cdef class HttpProtocol(RequestEvents):
         cdef RequestCycle cycle
         if self.transport is None or self.transport.is_closing():
             return 0
-        if self.pending is not None:
-            # A previous request is still being answered: keep the bytes for
-            # later (reading is paused meanwhile, so this stays small).
-            self.pending = self.pending[self.pending_offset:] + data[offset:]
+        cycle = self.cycle
+        if self.pending is not None or (
+                cycle is not None and cycle.message_complete and not cycle.response_complete):
+            # A request is still being answered: keep the bytes for later.
+            # Reading pauses, so at most one more read arrives meanwhile.
+            if self.pending is None:
+                self.pending = data[offset:] if offset else data
+            else:
+                self.pending = self.pending[self.pending_offset:] + data[offset:]
             self.pending_offset = 0
+            self.wait_for_response = True
+            self._update_reading()
             return 0
         if self.idle and length > offset:
             # The first bytes of a request: its header deadline starts.
@@ -499,7 +503,11 @@ cdef class HttpProtocol(RequestEvents):
                         self.wait_for_response = True
                         self._update_reading()
                     break
-                self._request_finished()
+                self._request_finished(offset < length)
+                if offset < length:
+                    # The next pipelined request has started arriving.
+                    self.idle = False
+                    self.deadline = self.state.now + self.settings.timeout_request_headers
         finally:
             self.feeding = False
         return 0
@@ -536,15 +544,17 @@ cdef class HttpProtocol(RequestEvents):
         if parser.upgrade is not None and parser._parser.upgrade:
             self._warn_upgrade(parser.upgrade)
         self.deadline = 0.0
+        self.idle = False
         cycle = RequestCycle.__new__(RequestCycle)
         cycle.protocol = self
         cycle.scope = scope
         cycle.body_chunks = []
         cycle.content_remaining = -1
         cycle.keep_alive = parser.should_keep_alive() and not self.eof
-        cycle.expect_continue = parser.expect_continue
-        cycle.is_head = parser.is_head()
         cycle.http_1_0 = parser._parser.http_minor == 0
+        # No 100 (Continue) for HTTP/1.0 clients (RFC 9110 10.1.1).
+        cycle.expect_continue = parser.expect_continue and not cycle.http_1_0
+        cycle.is_head = parser.is_head()
         self.cycle = cycle
         return 0
 
@@ -603,9 +613,14 @@ cdef class HttpProtocol(RequestEvents):
             self.state.tasks.add(task)
         return 0
 
-    cdef int _request_finished(self) except -1:
-        """The request is fully read and its response fully sent."""
+    cdef int _request_finished(self, bint more_data) except -1:
+        """The request is fully read and its response fully sent;
+        `more_data`: bytes of a next request are already at hand."""
         self.cycle = None
+        if self.eof and not more_data:
+            # The client half-closed and every request it sent is answered.
+            self.transport.close()
+            return 0
         if self.wait_for_response:
             self.wait_for_response = False
             self._update_reading()
@@ -616,18 +631,23 @@ cdef class HttpProtocol(RequestEvents):
     cdef int _response_complete(self) except -1:
         """Called by the cycle once the last body byte is written."""
         cdef RequestCycle cycle = self.cycle
-        cdef bytes pending
         self.state.total_requests += 1
         if cycle.waiter is not None:
             cycle._wake()
         if not cycle.keep_alive:
             self.transport.close()
             return 0
+        # Body the application did not read is dropped from now on.
+        cycle.body_chunks = []
+        cycle.body_size = 0
+        if self.body_backpressure:
+            self.body_backpressure = False
+            self._update_reading()
         if not cycle.message_complete or self.feeding:
             # Either the rest of the request body is still to be read (and
             # dropped), or the parse loop on the stack goes on by itself.
             return 0
-        self._request_finished()
+        self._request_finished(self.pending is not None)
         if self.pending is not None:
             # Parse the next pipelined request on a fresh loop iteration, not
             # inside this application's send().

@@ -1,0 +1,260 @@
+"""Shared test fixtures: a real cppcorn server on an ephemeral port, and a raw
+socket client for the bytes on the wire.
+
+`serve(app, **config)` starts `cppcorn.Server` in a background thread running
+its own event loop (stdlib asyncio or uvloop, from the `loop` fixture, so that
+protocol tests run on both), waits until it listens, and stops it at the end
+of the test. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from cppcorn.config import Config
+from cppcorn.server import Server
+
+try:
+    import uvloop
+except ImportError:  # uvloop is not available on every platform
+    uvloop = None
+
+LOOPS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
+
+STARTUP_TIMEOUT = 10.0
+SHUTDOWN_TIMEOUT = 10.0
+
+
+@pytest.fixture(params=LOOPS)
+def loop(request: pytest.FixtureRequest) -> str:
+    """The event loop the server under test runs on."""
+    return request.param
+
+
+@dataclass
+class RunningServer:
+    server: Server
+    thread: threading.Thread
+    port: int
+    errors: list[BaseException] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def state(self) -> Any:
+        return self.server.server_state
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(SHUTDOWN_TIMEOUT)
+        if self.thread.is_alive():
+            self.server.force_exit = True
+            self.thread.join(SHUTDOWN_TIMEOUT)
+        assert not self.thread.is_alive(), "server thread did not stop"
+
+
+def start_server(app: Any, loop: str = "asyncio", **kwargs: Any) -> RunningServer:
+    kwargs.setdefault("port", 0)
+    kwargs.setdefault("log_config", None)
+    kwargs.setdefault("lifespan", "off")
+    config = Config(app, loop=loop, **kwargs)
+    server = Server(config)
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            server.run()
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not server.started:
+        if errors or not thread.is_alive():
+            raise RuntimeError(f"server failed to start: {errors!r}")
+        if time.monotonic() > deadline:
+            raise TimeoutError("server did not start")
+        time.sleep(0.01)
+    port = 0
+    if config.uds is None:
+        port = server.servers[0].sockets[0].getsockname()[1]
+    return RunningServer(server, thread, port, errors)
+
+
+@pytest.fixture
+def serve(loop: str) -> Iterator[Callable[..., RunningServer]]:
+    """Start a server for an app: `running = serve(app, **config_kwargs)`."""
+    running: list[RunningServer] = []
+
+    def _serve(app: Any, **kwargs: Any) -> RunningServer:
+        kwargs.setdefault("loop", loop)
+        server = start_server(app, **kwargs)
+        running.append(server)
+        return server
+
+    yield _serve
+    for server in running:
+        server.stop()
+
+
+@dataclass
+class RawResponse:
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    raw_head: bytes
+
+    def header(self, name: str) -> str | None:
+        values = [value for key, value in self.headers if key.lower() == name.lower()]
+        return values[-1] if values else None
+
+    def header_list(self, name: str) -> list[str]:
+        return [value for key, value in self.headers if key.lower() == name.lower()]
+
+
+class RawClient:
+    """A blocking socket client that reads HTTP/1.1 responses exactly."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buffer = b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _fill(self) -> bool:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            return False
+        self.buffer += chunk
+        return True
+
+    def read_until(self, marker: bytes) -> bytes:
+        while marker not in self.buffer:
+            if not self._fill():
+                raise ConnectionError(f"connection closed before {marker!r}; got {self.buffer!r}")
+        index = self.buffer.index(marker) + len(marker)
+        data, self.buffer = self.buffer[:index], self.buffer[index:]
+        return data
+
+    def read_exactly(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            if not self._fill():
+                raise ConnectionError(f"connection closed after {len(self.buffer)} of {size} bytes")
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def read_to_eof(self) -> bytes:
+        while self._fill():
+            pass
+        data, self.buffer = self.buffer, b""
+        return data
+
+    def read_response(self, head_request: bool = False) -> RawResponse:
+        raw_head = self.read_until(b"\r\n\r\n")
+        lines = raw_head.decode("latin-1").split("\r\n")
+        _, status, reason = (lines[0].split(" ", 2) + [""])[:3]
+        headers = []
+        for line in lines[1:]:
+            if line:
+                name, _, value = line.partition(":")
+                headers.append((name, value.strip()))
+        response = RawResponse(int(status), reason, headers, b"", raw_head)
+        code = int(status)
+        if head_request or code < 200 or code in (204, 304):
+            return response
+        if (response.header("transfer-encoding") or "").lower() == "chunked":
+            body = b""
+            while True:
+                size_line = self.read_until(b"\r\n")
+                size = int(size_line.split(b";")[0], 16)
+                if size == 0:
+                    self.read_until(b"\r\n")
+                    break
+                body += self.read_exactly(size)
+                self.read_until(b"\r\n")
+            response.body = body
+        elif response.header("content-length") is not None:
+            response.body = self.read_exactly(int(response.header("content-length") or 0))
+        else:
+            response.body = self.read_to_eof()
+        return response
+
+    def is_closed(self, timeout: float = 5.0) -> bool:
+        """True once the server has closed the connection (EOF or reset)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buffer += chunk
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def raw_client() -> Iterator[Callable[..., RawClient]]:
+    """`client = raw_client(port)`: closed at the end of the test."""
+    clients: list[RawClient] = []
+
+    def _connect(port: int, **kwargs: Any) -> RawClient:
+        client = RawClient(port, **kwargs)
+        clients.append(client)
+        return client
+
+    yield _connect
+    for client in clients:
+        with contextlib.suppress(OSError):
+            client.close()
+
+
+async def read_body(receive: Callable[[], Any]) -> bytes:
+    """Read the whole request body in an ASGI app."""
+    body = b""
+    while True:
+        message = await receive()
+        assert message["type"] == "http.request", message
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            return body
+
+
+def simple_app(body: bytes = b"Hello, world!", status: int = 200, headers: list | None = None) -> Callable:
+    async def app(scope: dict, receive: Callable, send: Callable) -> None:
+        assert scope["type"] == "http"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": headers
+                if headers is not None
+                else [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def run_async(coroutine: Any, timeout: float = 10.0) -> Any:
+    """Run a client-side coroutine with a deadline."""
+    return asyncio.run(asyncio.wait_for(coroutine, timeout))

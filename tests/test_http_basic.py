@@ -1,0 +1,132 @@
+"""Ordinary HTTP/1.1 traffic: the scope, keep-alive, pipelining, framing."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from tests.conftest import read_body, simple_app
+
+
+async def scope_app(scope, receive, send):
+    """Echo the scope (bytes shown as latin-1 text) as JSON."""
+    body = await read_body(receive)
+
+    def plain(value):
+        if isinstance(value, bytes):
+            return value.decode("latin-1")
+        if isinstance(value, (list, tuple)):
+            return [plain(item) for item in value]
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        return value
+
+    payload = json.dumps({**plain({k: v for k, v in scope.items()}), "body": body.decode("latin-1")}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+def test_scope(serve):
+    server = serve(scope_app, root_path="")
+    response = httpx.get(server.url + "/a%20b/c%2Fd?x=1&y=%20", headers={"X-Test": "One"}, timeout=5)
+    assert response.status_code == 200
+    scope = response.json()
+    assert scope["type"] == "http"
+    assert scope["asgi"] == {"version": "3.0", "spec_version": "2.3"}
+    assert scope["http_version"] == "1.1"
+    assert scope["method"] == "GET"
+    assert scope["scheme"] == "http"
+    assert scope["path"] == "/a b/c/d"
+    assert scope["raw_path"] == "/a%20b/c%2Fd"
+    assert scope["query_string"] == "x=1&y=%20"
+    assert scope["root_path"] == ""
+    assert scope["server"] == ["127.0.0.1", server.port]
+    assert scope["client"][0] == "127.0.0.1"
+    assert ["x-test", "One"] in scope["headers"]
+    assert scope["state"] == {}
+    assert "extensions" not in scope
+
+
+def test_headers_keep_order_and_duplicates(serve, raw_client):
+    server = serve(scope_app)
+    client = raw_client(server.port)
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nx-b: 2\r\nX-A: 3\r\nCONTENT-TYPE:  text/plain \r\n\r\n")
+    response = client.read_response()
+    headers = json.loads(response.body)["headers"]
+    assert headers == [["host", "x"], ["x-a", "1"], ["x-b", "2"], ["x-a", "3"], ["content-type", "text/plain"]]
+
+
+def test_default_headers(serve):
+    server = serve(simple_app(), headers=[("X-Extra", "yes")])
+    response = httpx.get(server.url, timeout=5)
+    assert response.headers["server"] == "cppcorn"
+    assert response.headers["x-extra"] == "yes"
+    assert response.headers["date"].endswith(" GMT")
+    assert list(response.headers.keys())[:3] == ["date", "server", "x-extra"]
+
+
+def test_default_headers_can_be_switched_off(serve):
+    server = serve(simple_app(), server_header=False, date_header=False)
+    response = httpx.get(server.url, timeout=5)
+    assert "server" not in response.headers
+    assert "date" not in response.headers
+
+
+def test_keep_alive_reuses_connection(serve, raw_client):
+    server = serve(simple_app())
+    client = raw_client(server.port)
+    for _ in range(3):
+        client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = client.read_response()
+        assert response.status == 200
+        assert response.body == b"Hello, world!"
+        assert response.header("connection") is None
+    assert not client.is_closed(timeout=0.2)
+
+
+def test_pipelined_requests_answered_in_order(serve, raw_client):
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    server = serve(app)
+    client = raw_client(server.port)
+    client.send(b"".join(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(16)))
+    for i in range(16):
+        response = client.read_response()
+        assert response.body == b"/%d" % i
+        assert response.header("transfer-encoding") == "chunked"
+
+
+def test_connection_close_from_client(serve, raw_client):
+    server = serve(simple_app())
+    client = raw_client(server.port)
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    response = client.read_response()
+    assert response.header("connection") == "close"
+    assert client.is_closed()
+    assert client.buffer == b""  # the second request got no answer
+
+
+def test_http_1_0(serve, raw_client):
+    server = serve(simple_app())
+    client = raw_client(server.port)
+    client.send(b"GET / HTTP/1.0\r\n\r\n")
+    response = client.read_response()
+    assert response.status == 200
+    assert response.header("connection") == "close"
+    assert client.is_closed()
+
+    client = raw_client(server.port)
+    client.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    response = client.read_response()
+    assert response.header("connection") == "keep-alive"
+    client.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    assert client.read_response().body == b"Hello, world!"
