@@ -199,7 +199,9 @@ class ServerProcess:
     def url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.port}"
 
-    def wait_for(self, pattern: str | re.Pattern[str], stream: str = "stderr", timeout: float = STARTUP_TIMEOUT) -> re.Match[str]:
+    def wait_for(
+        self, pattern: str | re.Pattern[str], stream: str = "stderr", timeout: float = STARTUP_TIMEOUT
+    ) -> re.Match[str]:
         """Wait for a line matching `pattern` (a regex) on `stream`."""
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
         deadline = time.monotonic() + timeout
@@ -536,9 +538,11 @@ def test_in_flight_request_completes_after_sigterm(serve_cli, background):
     )
 
 
-def test_shutdown_waits_for_tasks_of_closed_connections(serve_cli):
-    """A request whose client went away keeps running; graceful shutdown
-    waits for it ("Waiting for background tasks to complete.")."""
+def test_shutdown_waits_for_request_of_closed_connection(serve_cli):
+    """A request whose client closed its side after sending it keeps running
+    (a half-closed client still reads the answer), and graceful shutdown
+    waits for it. Uvicorn drops such a connection at once and logs
+    "Waiting for background tasks to complete." instead."""
     server = serve_cli("apps:echo")
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(b"GET /?sleep=1 HTTP/1.1\r\nHost: test\r\n\r\n")
@@ -549,7 +553,7 @@ def test_shutdown_waits_for_tasks_of_closed_connections(serve_cli):
     assert time.monotonic() - started >= 0.5
     assert_in_order(
         server.lines["stderr"],
-        ["INFO:     Shutting down", "INFO:     Waiting for background tasks to complete. (CTRL+C to force quit)",
+        ["INFO:     Shutting down", "INFO:     Waiting for connections to close. (CTRL+C to force quit)",
          *SHUTDOWN_LINES[1:]],
     )
 

@@ -41,7 +41,7 @@ cdef class RequestCycle:
     cdef HttpProtocol protocol
     cdef readonly dict scope
     cdef object task
-    cdef object waiter          # future of a receive() that had to wait
+    cdef list waiters           # futures of receive() calls that wait
 
     # Request side
     cdef bint started           # the application was called
@@ -78,6 +78,7 @@ cdef class HttpProtocol(RequestEvents):
     cdef OutputBuffer out
     cdef object loop
     cdef object transport
+    cdef object context
     cdef readonly tuple client
     cdef readonly tuple server
     cdef str scheme
@@ -96,7 +97,7 @@ cdef class HttpProtocol(RequestEvents):
 
     # Writing
     cdef bint writing_paused
-    cdef object drain_waiter
+    cdef list drain_waiters       # futures of send() calls that wait
 
     # Deadlines on state.now; 0 means none.
     cdef double deadline
@@ -108,6 +109,7 @@ cdef class HttpProtocol(RequestEvents):
     cdef int _request_finished(self, bint more_data) except -1
     cdef int _response_complete(self) except -1
     cdef int _update_reading(self) except -1
+    cdef int _release_drain_waiters(self) except -1
     cdef int _write(self, bytes data) except -1
     cdef int _write_many(self, tuple parts) except -1
     cdef int _send_error_response(self, int status, bytes body) except -1

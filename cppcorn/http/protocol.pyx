@@ -54,32 +54,6 @@ ERROR_BODIES = {
 }
 
 
-@cython.final
-@cython.freelist(64)
-cdef class Ready:
-    """An awaitable that is already complete: `await Ready(x)` gives x at once,
-    without a Future or a trip through the event loop."""
-    cdef object value
-
-    def __await__(self):
-        return self
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        raise StopIteration(self.value)
-
-
-cdef Ready READY_NONE = Ready()
-
-
-cdef inline Ready ready(object value):
-    cdef Ready result = Ready.__new__(Ready)
-    result.value = value
-    return result
-
-
 cdef class HttpSettings:
     """Settings of the HTTP protocol, resolved once per server from Config."""
 
@@ -174,13 +148,17 @@ cdef class RequestCycle:
         self.response_started = True
         self.response_complete = True
         self.keep_alive = False
+        self.protocol.state.total_requests += 1
         self.protocol._access_log(self, 500)
         self.protocol._send_error_response(500, ERROR_BODIES[500])
         return 0
 
     # -- receive ---------------------------------------------------------
+    # receive() and send() are coroutines, as in Uvicorn: applications and
+    # libraries pass them to create_task() or run_coroutine_threadsafe().
+    # When nothing has to wait they return without suspending.
 
-    def receive(self):
+    async def receive(self):
         cdef HttpProtocol protocol = self.protocol
         if self.expect_continue:
             # The client waits for this before sending the body; only send it
@@ -190,16 +168,19 @@ cdef class RequestCycle:
                 protocol._write(CONTINUE_RESPONSE)
         message = self._receive_now()
         if message is not None:
-            return ready(message)
-        if self.waiter is not None and not self.waiter.done():
-            # Several tasks may wait at once (a handler and a disconnect
-            # listener): they all get the next event.
-            return self.waiter
-        self.waiter = protocol.loop.create_future()
+            return message
+        # Each caller waits on its own future: several tasks may wait at once
+        # (a handler and a disconnect listener), and cancelling one of them
+        # must not cancel the others.
+        waiter = protocol.loop.create_future()
+        if self.waiters is None:
+            self.waiters = [waiter]
+        else:
+            self.waiters.append(waiter)
         if protocol.body_backpressure:
             protocol.body_backpressure = False
             protocol._update_reading()
-        return self.waiter
+        return await waiter
 
     cdef object _receive_now(self):
         """The message receive() can return without waiting, or None."""
@@ -207,8 +188,9 @@ cdef class RequestCycle:
         if self.disconnected or self.response_complete:
             return DISCONNECT
         if self.body_delivered:
-            # The whole body was read: the next event is the disconnect.
-            return None
+            # The whole body was read: the next event is the disconnect,
+            # which a client that half-closed has announced already.
+            return DISCONNECT if self.protocol.eof else None
         if self.body_size == 0 and not self.message_complete:
             return None
         if len(self.body_chunks) == 1:
@@ -227,27 +209,33 @@ cdef class RequestCycle:
         return {"type": "http.request", "body": body, "more_body": not self.message_complete}
 
     cdef int _wake(self) except -1:
-        """Complete a waiting receive() if there is something to give it."""
+        """Give waiting receive() calls what there is for them."""
+        cdef list waiters = self.waiters
         cdef object message
-        if self.waiter is None:
+        if not waiters:
             return 0
-        if self.waiter.done():
-            self.waiter = None
-            return 0
-        message = self._receive_now()
-        if message is not None:
-            self.waiter.set_result(message)
-            self.waiter = None
+        self.waiters = None
+        for waiter in waiters:
+            if waiter.done():
+                continue  # cancelled
+            message = self._receive_now()
+            if message is None:
+                if self.waiters is None:
+                    self.waiters = [waiter]
+                else:
+                    self.waiters.append(waiter)
+            else:
+                waiter.set_result(message)
         return 0
 
     # -- send ------------------------------------------------------------
 
-    def send(self, message):
+    async def send(self, message):
         cdef HttpProtocol protocol = self.protocol
         cdef object message_type
         if self.disconnected:
             # As Uvicorn: a response to a client that went away is dropped.
-            return READY_NONE
+            return
         if type(message) is not dict:
             if not isinstance(message, dict):
                 raise RuntimeError(f"ASGI message must be a dict, got {type(message).__name__}.")
@@ -257,28 +245,26 @@ cdef class RequestCycle:
                 raise RuntimeError(
                     f"Expected ASGI message 'http.response.start', but got '{message_type}'.")
             self._start_response(<dict>message)
-            return READY_NONE
+            return
         if self.response_complete:
             raise RuntimeError(
                 f"Unexpected ASGI message '{message_type}' sent, after response already completed.")
         if message_type != "http.response.body":
             raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{message_type}'.")
         body = (<dict>message).get("body", EMPTY)
-        more_body = (<dict>message).get("more_body", False)
         if not PyBytes_Check(body):
             if isinstance(body, (bytearray, memoryview)):
                 body = bytes(body)
             else:
                 raise RuntimeError(
                     f"ASGI 'http.response.body' body must be bytes, got {type(body).__name__}.")
-        self._write_body(body, bool(more_body))
+        self._write_body(body, bool((<dict>message).get("more_body", False)))
         if protocol.writing_paused and not self.disconnected:
             # The client reads slower than the application writes: wait until
             # the transport's buffer drains below its low-water mark.
-            if protocol.drain_waiter is None or protocol.drain_waiter.done():
-                protocol.drain_waiter = protocol.loop.create_future()
-            return protocol.drain_waiter
-        return READY_NONE
+            waiter = protocol.loop.create_future()
+            protocol.drain_waiters.append(waiter)
+            await waiter
 
     cdef int _start_response(self, dict message) except -1:
         cdef HttpProtocol protocol = self.protocol
@@ -340,6 +326,10 @@ cdef class RequestCycle:
                 if out.length or size:
                     self._flush_with(body, size, False)
                 raise RuntimeError("Response content shorter than Content-Length")
+        if not more_body:
+            # Counted before the last bytes go out, so that a client holding
+            # the response never sees a count without it.
+            protocol.state.total_requests += 1
         if size or out.length or (self.chunked and not more_body):
             self._flush_with(body, size, more_body)
         if not more_body:
@@ -383,12 +373,17 @@ cdef class HttpProtocol(RequestEvents):
         self.parser = RequestParser(self, settings.max_head_size)
         self.out = OutputBuffer()
         self.loop = asyncio.get_running_loop()
+        self.drain_waiters = []
 
     # -- asyncio.Protocol ------------------------------------------------
 
     def connection_made(self, transport):
         cdef object peer, local
         self.transport = transport
+        # Work started from this connection's own callbacks (not from inside
+        # an application's task) runs in this context, so that context
+        # variables an application sets never leak into the next request.
+        self.context = contextvars.copy_context()
         self.state.connections.add(self)
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
@@ -416,14 +411,13 @@ cdef class HttpProtocol(RequestEvents):
         if cycle is not None and not cycle.response_complete:
             cycle.disconnected = True
             cycle._wake()
-        if self.drain_waiter is not None:
-            if not self.drain_waiter.done():
-                self.drain_waiter.set_result(None)
-            self.drain_waiter = None
+        self._release_drain_waiters()
 
     def eof_received(self):
         cdef RequestCycle cycle = self.cycle
         self.eof = True
+        if cycle is not None and cycle.waiters:
+            cycle._wake()  # an application waiting for the disconnect gets it
         if self.pending is not None or (
                 cycle is not None and cycle.message_complete and not cycle.response_complete):
             # The client has sent its requests and half-closed: keep the
@@ -441,12 +435,18 @@ cdef class HttpProtocol(RequestEvents):
     def pause_writing(self):
         self.writing_paused = True
 
+    cdef int _release_drain_waiters(self) except -1:
+        cdef list waiters = self.drain_waiters
+        if waiters:
+            self.drain_waiters = []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+        return 0
+
     def resume_writing(self):
         self.writing_paused = False
-        if self.drain_waiter is not None:
-            if not self.drain_waiter.done():
-                self.drain_waiter.set_result(None)
-            self.drain_waiter = None
+        self._release_drain_waiters()
 
     # -- parsing ---------------------------------------------------------
 
@@ -487,6 +487,10 @@ cdef class HttpProtocol(RequestEvents):
                     self._parse_error()
                     return 0
                 cycle = self.cycle
+                if cycle is not None and cycle.waiters:
+                    # Wake the application once per read, with all of the
+                    # body this read brought (and its end, if it came too).
+                    cycle._wake()
                 if cycle is not None and not cycle.started:
                     # Everything at hand is parsed: with the whole request in
                     # (or the body still arriving) the application starts.
@@ -574,7 +578,6 @@ cdef class HttpProtocol(RequestEvents):
         if cycle.body_size > BODY_HIGH_WATER and not self.body_backpressure:
             self.body_backpressure = True
             self._update_reading()
-        cycle._wake()
         return 0
 
     cdef int on_message_complete(self) except -1:
@@ -583,7 +586,6 @@ cdef class HttpProtocol(RequestEvents):
         if self.body_backpressure:
             self.body_backpressure = False
             self._update_reading()
-        cycle._wake()
         return 0
 
     cdef int _start_cycle(self) except -1:
@@ -597,6 +599,7 @@ cdef class HttpProtocol(RequestEvents):
             cycle.response_started = True
             cycle.response_complete = True
             cycle.keep_alive = False
+            self.state.total_requests += 1
             self._access_log(cycle, 503)
             self._send_error_response(503, ERROR_BODIES[503])
             return 0
@@ -631,8 +634,7 @@ cdef class HttpProtocol(RequestEvents):
     cdef int _response_complete(self) except -1:
         """Called by the cycle once the last body byte is written."""
         cdef RequestCycle cycle = self.cycle
-        self.state.total_requests += 1
-        if cycle.waiter is not None:
+        if cycle.waiters:
             cycle._wake()
         if not cycle.keep_alive:
             self.transport.close()
@@ -651,7 +653,7 @@ cdef class HttpProtocol(RequestEvents):
         if self.pending is not None:
             # Parse the next pipelined request on a fresh loop iteration, not
             # inside this application's send().
-            self.loop.call_soon(self._resume_pipeline)
+            self.loop.call_soon(self._resume_pipeline, context=self.context)
         return 0
 
     def _resume_pipeline(self):
