@@ -412,14 +412,17 @@ def test_half_close_after_complete_request_gets_response(serve, raw_client):
 
 def test_pipelined_requests_then_half_close_are_all_answered(serve, raw_client):
     """Two complete pipelined requests followed by a half-close: both are
-    answered in order (the last with `connection: close`), then the close."""
+    answered in order, then the connection is closed. (Whether the last
+    response says `connection: close` depends on whether the end of input
+    arrived before it was written: with eager tasks it often has not.)"""
     server = serve(app)
     client = raw_client(server.port)
     client.send(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
     client.sock.shutdown(socket.SHUT_WR)
     raw = client.read_to_eof()
     assert raw.count(b"HTTP/1.1 200 OK\r\n") == 2, raw
-    assert raw.endswith(b"connection: close\r\n\r\n" + OK_BODY), raw
+    assert raw.endswith(b"\r\n\r\n" + OK_BODY), raw
+    assert client.is_closed()
 
 
 def test_bad_chunk_while_app_reads_body(serve, raw_client, logs):

@@ -60,7 +60,6 @@ cdef class RequestCycle:
     cdef bint disconnected
     cdef bint no_body
     cdef bint chunked
-    cdef bint close_delimited
     cdef long long content_remaining    # < 0: no Content-Length
 
     cdef object _receive_now(self)

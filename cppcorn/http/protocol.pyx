@@ -14,9 +14,7 @@ import logging
 import sys
 import urllib.parse
 
-cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.string cimport memcpy
 
 from cppcorn.http.parser cimport PARSE_ERROR, PARSE_MESSAGE_END, PARSE_NEED_MORE, ParseResult, RequestParser
 from cppcorn.http.response cimport HeadInfo, OutputBuffer, status_line, write_headers, write_status_line
@@ -30,6 +28,7 @@ DEF BODY_COPY_LIMIT = 16384
 cdef object Task = asyncio.Task
 cdef object Context = contextvars.Context
 cdef bint EAGER_START_AVAILABLE = sys.version_info >= (3, 12)
+cdef bint CREATE_TASK_TAKES_CONTEXT = sys.version_info >= (3, 11)
 cdef int INFO = logging.INFO
 
 cdef bytes CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -297,7 +296,6 @@ cdef class RequestCycle:
             if self.http_1_0:
                 # An HTTP/1.0 client cannot read chunked: the end of the body
                 # is the end of the connection.
-                self.close_delimited = True
                 self.keep_alive = False
             else:
                 self.chunked = True
@@ -608,7 +606,11 @@ cdef class HttpProtocol(RequestEvents):
         if settings.eager_tasks:
             task = Task(coroutine, loop=self.loop, context=context, eager_start=True)
         elif context is not None:
-            task = self.loop.create_task(coroutine, context=context)
+            if CREATE_TASK_TAKES_CONTEXT:
+                task = self.loop.create_task(coroutine, context=context)
+            else:
+                # Python 3.10: a task copies the context it is created in.
+                task = context.run(self.loop.create_task, coroutine)
         else:
             task = self.loop.create_task(coroutine)
         if not task.done():
