@@ -32,6 +32,7 @@ LOOPS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
 
 STARTUP_TIMEOUT = 10.0
 SHUTDOWN_TIMEOUT = 10.0
+WAIT = 5.0  # upper bound for any cross-thread wait
 
 
 @pytest.fixture(params=LOOPS)
@@ -253,6 +254,44 @@ def simple_app(body: bytes = b"Hello, world!", status: int = 200, headers: list 
         await send({"type": "http.response.body", "body": body})
 
     return app
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = WAIT, interval: float = 0.01) -> bool:
+    """Poll a condition on server state (for facts no socket read can show)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+class Gate:
+    """A one-shot signal: application code on the server's loop waits on it
+    until the test thread opens it. `entered` tells the test someone waits."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self._lock = threading.Lock()
+        self._opened = False
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def open(self) -> None:
+        with self._lock:
+            self._opened = True
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            loop.call_soon_threadsafe(lambda f=future: f.done() or f.set_result(None))
+
+    async def wait(self, timeout: float = 2 * WAIT) -> None:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._lock:
+            self.entered.set()
+            if self._opened:
+                return
+            self._waiters.append((loop, future))
+        await asyncio.wait_for(future, timeout)
 
 
 def run_async(coroutine: Any, timeout: float = 10.0) -> Any:

@@ -12,7 +12,6 @@ import queue
 import socket
 import struct
 import threading
-import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -28,42 +27,7 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse
 from starlette.responses import StreamingResponse as StarletteStreamingResponse
 from starlette.routing import Route
 
-WAIT = 5.0
-
-
-class Gate:
-    """A one-shot signal the test thread opens and apps on the server's loop await."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._opened = False
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
-
-    def open(self) -> None:
-        with self._lock:
-            self._opened = True
-            waiters, self._waiters = self._waiters, []
-        for loop, future in waiters:
-            loop.call_soon_threadsafe(lambda f=future: f.done() or f.set_result(None))
-
-    async def wait(self, timeout: float = WAIT) -> None:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        with self._lock:
-            if self._opened:
-                return
-            self._waiters.append((loop, future))
-        await asyncio.wait_for(future, timeout)
-
-
-def wait_until(predicate, timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
-
+from tests.conftest import WAIT, Gate, wait_until
 
 # -- FastAPI -----------------------------------------------------------------
 

@@ -18,43 +18,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import read_body
-
-WAIT = 5.0  # upper bound for any cross-thread wait
-
-
-class Gate:
-    """A one-shot signal the test thread opens and apps on the server's loop await."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._opened = False
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
-
-    def open(self) -> None:
-        with self._lock:
-            self._opened = True
-            waiters, self._waiters = self._waiters, []
-        for loop, future in waiters:
-            loop.call_soon_threadsafe(lambda f=future: f.done() or f.set_result(None))
-
-    async def wait(self, timeout: float = WAIT) -> None:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        with self._lock:
-            if self._opened:
-                return
-            self._waiters.append((loop, future))
-        await asyncio.wait_for(future, timeout)
-
-
-def wait_until(predicate, timeout: float = WAIT, interval: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+from tests.conftest import WAIT, Gate, read_body, wait_until
 
 
 async def respond(send, body: bytes, status: int = 200) -> None:

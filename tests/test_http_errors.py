@@ -8,7 +8,6 @@ test ends by serving a normal request.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import re
@@ -20,7 +19,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import read_body
+from tests.conftest import Gate, read_body, wait_until
 
 OK_BODY = b"Hello, world!"
 BAD_REQUEST_BODY = b"Invalid HTTP request received."
@@ -90,35 +89,6 @@ def assert_error_response(response, status: int, reason: str, body: bytes) -> No
     assert response.header("connection") == "close"
     assert response.header("transfer-encoding") is None
     assert response.body == body
-
-
-def wait_for(predicate, timeout: float = 5.0) -> bool:
-    """Poll a condition on server state (for facts no socket read can show)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-class Gate:
-    """Holds a request inside the application until the test opens it."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._event: asyncio.Event | None = None
-
-    async def wait(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._event = asyncio.Event()
-        self.entered.set()
-        await asyncio.wait_for(self._event.wait(), 10)
-
-    def open(self) -> None:
-        assert self._loop is not None and self._event is not None
-        self._loop.call_soon_threadsafe(self._event.set)
 
 
 def gated_app(gate: Gate):
@@ -393,7 +363,7 @@ def test_half_close_mid_body_disconnects_the_app(serve, raw_client):
     assert client.is_closed(timeout=3.0), "connection still open 3 s after the client's half-close"
     assert done.wait(3.0), f"the application is still waiting for the body: {received}"
     assert received == ["http.request", "http.disconnect"]
-    assert wait_for(lambda: not server.state.tasks, 2.0)
+    assert wait_until(lambda: not server.state.tasks, 2.0)
     assert_serves(server, raw_client)
 
 
@@ -571,12 +541,12 @@ def test_concurrency_limit(serve, raw_client, logs):
     assert response.body == OK_BODY
 
     # The refused connection is gone: the first one is served again ...
-    assert wait_for(lambda: len(server.state.connections) == 1)
+    assert wait_until(lambda: len(server.state.connections) == 1)
     first.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert first.read_response().status == 200
     # ... and, once it is closed, so is a new one.
     first.close()
-    assert wait_for(lambda: len(server.state.connections) == 0)
+    assert wait_until(lambda: len(server.state.connections) == 0)
     assert_serves(server, raw_client)
     assert error_logs(logs, logging.WARNING) == ["Exceeded concurrency limit."]
 
@@ -917,7 +887,7 @@ def test_fuzz_random_requests(serve, raw_client, logs):
             pytest.fail(f"input #{index} left the connection open 2 s after the half-close: {data!r}")
         client.close()
         assert time.monotonic() - started < 60
-    assert wait_for(lambda: not server.state.tasks and not server.state.connections, 3.0), (
+    assert wait_until(lambda: not server.state.tasks and not server.state.connections, 3.0), (
         f"{len(server.state.tasks)} tasks / {len(server.state.connections)} connections left"
     )
     assert loop_errors(logs) == []
