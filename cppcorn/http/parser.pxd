@@ -5,6 +5,7 @@
 # way in) and only builds Python objects once the header section is complete.
 # Events go to a RequestEvents object through C-level calls.
 from cppcorn.http cimport llhttp
+from cppcorn.http.byte_buffer cimport cc_buffer
 
 
 cdef struct HeaderSpan:
@@ -40,13 +41,10 @@ cdef class RequestParser:
     cdef object _callback_exception
 
     # Request target and header fields of the current message.
-    cdef char* _head
-    cdef size_t _head_length
-    cdef size_t _head_capacity
+    cdef cc_buffer _head
     cdef size_t _target_length
-    cdef HeaderSpan* _spans
+    cdef cc_buffer _spans       # HeaderSpan records, one per field
     cdef size_t _span_count
-    cdef size_t _span_capacity
     cdef bint _in_value
     cdef bint _in_head
     # Raw bytes of a header section spread over several reads, then of the
@@ -79,3 +77,4 @@ cdef class RequestParser:
     cdef int _check_headers(self) except -1
     cdef int _append_head(self, const char* at, size_t length, bint lower) except -1
     cdef int _refuse(self, int status, str reason) except -1
+    cdef HeaderSpan* _span(self, size_t index)

@@ -2,7 +2,9 @@
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport uint8_t
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport free, malloc
+
+from cppcorn.http.byte_buffer cimport cc_buffer_free, cc_buffer_init, cc_buffer_reserve
 from libc.string cimport memchr, memcmp, memcpy
 
 from cppcorn.http cimport llhttp
@@ -176,18 +178,15 @@ cdef class RequestParser:
     def __cinit__(self, RequestEvents events not None, size_t max_head_size):
         self._events = <void*>events
         self._max_head_size = max_head_size
-        self._head = <char*>malloc(INITIAL_HEAD_CAPACITY)
-        self._spans = <HeaderSpan*>malloc(INITIAL_SPAN_CAPACITY * sizeof(HeaderSpan))
-        if self._head == NULL or self._spans == NULL:
+        if (cc_buffer_init(&self._head, INITIAL_HEAD_CAPACITY)
+                or cc_buffer_init(&self._spans, INITIAL_SPAN_CAPACITY * sizeof(HeaderSpan))):
             raise MemoryError()
-        self._head_capacity = INITIAL_HEAD_CAPACITY
-        self._span_capacity = INITIAL_SPAN_CAPACITY
         llhttp.llhttp_init(&self._parser, llhttp.HTTP_REQUEST, &SETTINGS)
         self._parser.data = <void*>self
 
     def __dealloc__(self):
-        free(self._head)
-        free(self._spans)
+        cc_buffer_free(&self._head)
+        cc_buffer_free(&self._spans)
 
     cdef ParseResult feed(self, const char* data, size_t length, size_t* consumed) except? PARSE_ERROR:
         cdef llhttp.llhttp_errno_t err
@@ -226,40 +225,34 @@ cdef class RequestParser:
         consumed[0] = length
         return PARSE_ERROR
 
+    cdef HeaderSpan* _span(self, size_t index):
+        return &(<HeaderSpan*>self._spans.data)[index]
+
     cdef int _refuse(self, int status, str reason) except -1:
         self.error_status = status
         self.error_reason = reason
         return 1
 
     cdef int _begin_message(self) except -1:
-        self._head_length = 0
+        self._head.length = 0
         self._target_length = 0
         self._span_count = 0
+        self._spans.length = 0
         self._in_value = True  # so that the first field name opens a span
         self._in_head = True
         self._raw_head_bytes = 0
         return 0
 
     cdef int _append_head(self, const char* at, size_t length, bint lower) except -1:
-        cdef size_t needed = self._head_length + length
-        cdef size_t capacity
-        cdef char* grown
-        if needed > self._max_head_size:
+        if self._head.length + length > self._max_head_size:
             return self._refuse(431, "Request header section too large")
-        if needed > self._head_capacity:
-            capacity = self._head_capacity * 2
-            while capacity < needed:
-                capacity *= 2
-            grown = <char*>realloc(self._head, capacity)
-            if grown == NULL:
-                raise MemoryError()
-            self._head = grown
-            self._head_capacity = capacity
+        if cc_buffer_reserve(&self._head, length):
+            raise MemoryError()
         if lower:
-            cc_lower_copy(self._head + self._head_length, at, length)
+            cc_lower_copy(self._head.data + self._head.length, at, length)
         else:
-            memcpy(self._head + self._head_length, at, length)
-        self._head_length = needed
+            memcpy(self._head.data + self._head.length, at, length)
+        self._head.length += length
         return 0
 
     cdef int _append_target(self, const char* at, size_t length) except -1:
@@ -270,7 +263,6 @@ cdef class RequestParser:
 
     cdef int _append_field(self, const char* at, size_t length, bint is_value) except -1:
         cdef HeaderSpan* span
-        cdef HeaderSpan* grown
         if not self._in_head:
             # Trailer fields of a chunked body: tolerated and dropped, but
             # bounded like the header section.
@@ -280,23 +272,19 @@ cdef class RequestParser:
             return 0
         if not is_value and self._in_value:
             # A new field starts.
-            if self._span_count == self._span_capacity:
-                grown = <HeaderSpan*>realloc(
-                    self._spans, 2 * self._span_capacity * sizeof(HeaderSpan))
-                if grown == NULL:
-                    raise MemoryError()
-                self._spans = grown
-                self._span_capacity *= 2
-            span = &self._spans[self._span_count]
+            if cc_buffer_reserve(&self._spans, sizeof(HeaderSpan)):
+                raise MemoryError()
+            span = self._span(self._span_count)
+            self._spans.length += sizeof(HeaderSpan)
             self._span_count += 1
-            span.name_start = self._head_length
+            span.name_start = self._head.length
             span.name_length = 0
-            span.value_start = self._head_length
+            span.value_start = self._head.length
             span.value_length = 0
             self._in_value = False
-        span = &self._spans[self._span_count - 1]
+        span = self._span(self._span_count - 1)
         if is_value and not self._in_value:
-            span.value_start = self._head_length
+            span.value_start = self._head.length
             self._in_value = True
         if self._append_head(at, length, not is_value):
             return 1
@@ -318,7 +306,7 @@ cdef class RequestParser:
             return self._refuse(505, "HTTP version not supported")
         # The head on the wire: "METHOD target HTTP/1.1\r\n", each field
         # as "name: value\r\n", and the blank line.
-        if (self._head_length + 4 * self._span_count + len(self.method()) + 14
+        if (self._head.length + 4 * self._span_count + len(self.method()) + 14
                 > self._max_head_size):
             return self._refuse(431, "Request header section too large")
         if not (self._parser.flags & llhttp.F_TRANSFER_ENCODING):
@@ -330,11 +318,11 @@ cdef class RequestParser:
         # Any coding before the final chunked is one the server cannot
         # decode: 501 (RFC 9112 6.1).
         for i in range(self._span_count):
-            span = &self._spans[i]
+            span = self._span(i)
             if not (span.name_length == 17 and memcmp(
-                    self._head + span.name_start, b"transfer-encoding", 17) == 0):
+                    self._head.data + span.name_start, b"transfer-encoding", 17) == 0):
                 continue
-            value = self._head + span.value_start
+            value = self._head.data + span.value_start
             value_length = span.value_length
             while True:
                 comma = <const char*>memchr(value, b',', value_length)
@@ -383,10 +371,10 @@ cdef class RequestParser:
         self.forwarded_proto = None
         self.upgrade = None
         for i in range(self._span_count):
-            span = &self._spans[i]
-            name = self._head + span.name_start
+            span = self._span(i)
+            name = self._head.data + span.name_start
             value_length = span.value_length
-            value = cc_strip_ows(self._head + span.value_start, &value_length)
+            value = cc_strip_ows(self._head.data + span.value_start, &value_length)
             name_obj = header_name(name, span.name_length)
             value_obj = PyBytes_FromStringAndSize(value, value_length)
             headers.append((name_obj, value_obj))
@@ -409,7 +397,7 @@ cdef class RequestParser:
         """(path, raw_path, query_string) of the request target: origin form
         `/p?q`; absolute form `http://host/p?q`, reduced to `/p`; asterisk
         (`*`) and authority (`host:port`) forms, kept whole as the path."""
-        cdef const char* target = self._head
+        cdef const char* target = self._head.data
         cdef size_t length = self._target_length
         cdef const char* cut
         cdef size_t skip = 0, i

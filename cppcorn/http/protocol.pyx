@@ -271,7 +271,7 @@ cdef class RequestCycle:
         cdef HeadInfo info
         cdef object status = message.get("status")
         cdef int code
-        out.length = 0
+        out.buf.length = 0
         if protocol.eof and protocol.pending is None:
             # The client half-closed and nothing else is buffered: this is
             # the last response.
@@ -321,14 +321,14 @@ cdef class RequestCycle:
             if not more_body and self.content_remaining != 0:
                 # Send what there is, then fail the response: the connection
                 # is closed by the caller.
-                if out.length or size:
+                if out.buf.length or size:
                     self._flush_with(body, size, False)
                 raise RuntimeError("Response content shorter than Content-Length")
         if not more_body:
             # Counted before the last bytes go out, so that a client holding
             # the response never sees a count without it.
             protocol.state.total_requests += 1
-        if size or out.length or (self.chunked and not more_body):
+        if size or out.buf.length or (self.chunked and not more_body):
             self._flush_with(body, size, more_body)
         if not more_body:
             self.response_complete = True
@@ -691,7 +691,7 @@ cdef class HttpProtocol(RequestEvents):
         cdef OutputBuffer out = self.out
         if self.transport.is_closing():
             return 0
-        out.length = 0
+        out.buf.length = 0
         out.append_bytes(status_line(status))
         out.append_bytes(self.state.default_headers)
         out.append_bytes(

@@ -2,12 +2,13 @@
 # a reusable output buffer that becomes one bytes object per write.
 from libc.stdint cimport int64_t
 
+from cppcorn.http.byte_buffer cimport cc_buffer
+
 
 cdef class OutputBuffer:
-    # A growable C buffer owned by one connection and reused across requests.
-    cdef char* data
-    cdef size_t length
-    cdef size_t capacity
+    # The bytes of the next write, in a C buffer owned by one connection and
+    # reused across its requests.
+    cdef cc_buffer buf
 
     cdef int reserve(self, size_t extra) except -1
     cdef int append(self, const char* data, size_t length) except -1

@@ -3,9 +3,15 @@ import http
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memchr, memcpy, memmove
 
+from cppcorn.http.byte_buffer cimport (
+    cc_buffer_append,
+    cc_buffer_free,
+    cc_buffer_init,
+    cc_buffer_reserve,
+    cc_buffer_shrink,
+)
 from cppcorn.http.http_bytes cimport (
     cc_equals_lower,
     cc_is_field_value,
@@ -42,34 +48,20 @@ cdef bytes status_line(int status):
 
 cdef class OutputBuffer:
     def __cinit__(self):
-        self.data = <char*>malloc(INITIAL_CAPACITY)
-        if self.data == NULL:
+        if cc_buffer_init(&self.buf, INITIAL_CAPACITY):
             raise MemoryError()
-        self.capacity = INITIAL_CAPACITY
-        self.length = 0
 
     def __dealloc__(self):
-        free(self.data)
+        cc_buffer_free(&self.buf)
 
     cdef int reserve(self, size_t extra) except -1:
-        cdef size_t needed = self.length + extra
-        cdef size_t capacity = self.capacity
-        cdef char* grown
-        if needed <= capacity:
-            return 0
-        while capacity < needed:
-            capacity *= 2
-        grown = <char*>realloc(self.data, capacity)
-        if grown == NULL:
+        if cc_buffer_reserve(&self.buf, extra):
             raise MemoryError()
-        self.data = grown
-        self.capacity = capacity
         return 0
 
     cdef int append(self, const char* data, size_t length) except -1:
-        self.reserve(length)
-        memcpy(self.data + self.length, data, length)
-        self.length += length
+        if cc_buffer_append(&self.buf, data, length):
+            raise MemoryError()
         return 0
 
     cdef int append_bytes(self, bytes data) except -1:
@@ -77,22 +69,17 @@ cdef class OutputBuffer:
 
     cdef int append_chunk_size(self, size_t size) except -1:
         self.reserve(18)
-        self.length += cc_write_hex(self.data + self.length, size)
-        self.data[self.length] = b'\r'
-        self.data[self.length + 1] = b'\n'
-        self.length += 2
+        self.buf.length += cc_write_hex(self.buf.data + self.buf.length, size)
+        self.buf.data[self.buf.length] = b'\r'
+        self.buf.data[self.buf.length + 1] = b'\n'
+        self.buf.length += 2
         return 0
 
     cdef bytes take(self):
         """The buffered bytes as one bytes object; the buffer is emptied."""
-        cdef bytes result = PyBytes_FromStringAndSize(self.data, self.length)
-        cdef char* smaller
-        self.length = 0
-        if self.capacity > RETAINED_CAPACITY:
-            smaller = <char*>realloc(self.data, INITIAL_CAPACITY)
-            if smaller != NULL:
-                self.data = smaller
-                self.capacity = INITIAL_CAPACITY
+        cdef bytes result = PyBytes_FromStringAndSize(self.buf.data, self.buf.length)
+        self.buf.length = 0
+        cc_buffer_shrink(&self.buf, RETAINED_CAPACITY, INITIAL_CAPACITY)
         return result
 
 
@@ -168,7 +155,7 @@ cdef int write_headers(OutputBuffer out, object headers, HeadInfo* info) except 
             if info.chunked:
                 continue
             info.content_length = <int64_t>content_length
-            length_line_start = out.length
+            length_line_start = out.buf.length
         elif name_length == 17 and cc_equals_lower(name_data, 17, b"transfer-encoding", 17):
             token_length = value_length
             token = cc_strip_ows(value_data, &token_length)
@@ -187,9 +174,9 @@ cdef int write_headers(OutputBuffer out, object headers, HeadInfo* info) except 
                 info.chunked = True
                 if length_line_end > length_line_start:
                     # Drop the Content-Length line written earlier.
-                    memmove(out.data + length_line_start, out.data + length_line_end,
-                            out.length - length_line_end)
-                    out.length -= length_line_end - length_line_start
+                    memmove(out.buf.data + length_line_start, out.buf.data + length_line_end,
+                            out.buf.length - length_line_end)
+                    out.buf.length -= length_line_end - length_line_start
                     length_line_end = length_line_start
         elif name_length == 10 and cc_equals_lower(name_data, 10, b"connection", 10):
             info.has_connection = True
@@ -206,16 +193,16 @@ cdef int write_headers(OutputBuffer out, object headers, HeadInfo* info) except 
                 token = comma + 1
 
         out.reserve(name_length + value_length + 4)
-        cc_lower_copy(out.data + out.length, name_data, name_length)
-        out.length += name_length
-        out.data[out.length] = b':'
-        out.data[out.length + 1] = b' '
-        out.length += 2
-        memcpy(out.data + out.length, value_data, value_length)
-        out.length += value_length
-        out.data[out.length] = b'\r'
-        out.data[out.length + 1] = b'\n'
-        out.length += 2
+        cc_lower_copy(out.buf.data + out.buf.length, name_data, name_length)
+        out.buf.length += name_length
+        out.buf.data[out.buf.length] = b':'
+        out.buf.data[out.buf.length + 1] = b' '
+        out.buf.length += 2
+        memcpy(out.buf.data + out.buf.length, value_data, value_length)
+        out.buf.length += value_length
+        out.buf.data[out.buf.length] = b'\r'
+        out.buf.data[out.buf.length + 1] = b'\n'
+        out.buf.length += 2
         if length_line_start and length_line_end < length_line_start:
-            length_line_end = out.length
+            length_line_end = out.buf.length
     return 0
