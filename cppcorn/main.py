@@ -32,9 +32,16 @@ INTERFACE_CHOICES = click.Choice(list(INTERFACES))
 
 
 def version_text() -> str:
-    """The `--version` line, and which compiled parts are in use."""
-    from cppcorn.http import parser
+    """The `--version` lines: versions, and which compiled parts are in use."""
+    from importlib.machinery import EXTENSION_SUFFIXES
 
+    from cppcorn.http import parser, protocol, response
+
+    compiled = [
+        module.__name__.rsplit(".", 1)[-1]
+        for module in (parser, protocol, response)
+        if module.__file__ and module.__file__.endswith(tuple(EXTENSION_SUFFIXES))
+    ]
     loops = ["asyncio"]
     try:
         import uvloop
@@ -45,8 +52,8 @@ def version_text() -> str:
     return (
         f"Running cppcorn {cppcorn.__version__} with {platform.python_implementation()} "
         f"{platform.python_version()} on {platform.system()}\n"
-        f"Compiled core: HTTP/1.1 protocol ({parser.__file__.rsplit(os.sep, 1)[-1]}) "
-        f"over llhttp {parser.LLHTTP_VERSION}; event loops available: {', '.join(loops)}"
+        f"Compiled HTTP/1.1 core: {', '.join(compiled)} (llhttp {parser.LLHTTP_VERSION}); "
+        f"event loops: {', '.join(loops)}"
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +28,10 @@ try:
     import uvloop
 except ImportError:  # uvloop is not available on every platform
     uvloop = None
+
+# Signals sent to a subprocess, Unix domain sockets and inherited descriptors
+# are POSIX facilities.
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals, Unix sockets or fd passing")
 
 LOOPS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
 

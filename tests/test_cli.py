@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 import cppcorn
+from tests.conftest import posix_only
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -500,6 +501,7 @@ def assert_in_order(lines: list[str], expected: list[str]) -> None:
     assert positions == sorted(positions), "\n".join(lines)
 
 
+@posix_only
 @pytest.mark.parametrize("loop", ["auto", "asyncio", "uvloop"])
 def test_sigint_shuts_down_gracefully_with_status_0(serve_cli, loop):
     """SIGINT: the shutdown sequence is logged and the process exits 0."""
@@ -511,6 +513,7 @@ def test_sigint_shuts_down_gracefully_with_status_0(serve_cli, loop):
     assert "Traceback" not in server.stderr
 
 
+@posix_only
 def test_sigterm_shuts_down_gracefully_then_dies_by_sigterm(serve_cli):
     """SIGTERM: the same sequence, then the process ends by SIGTERM, as Uvicorn."""
     server = serve_cli("apps:echo")
@@ -519,6 +522,7 @@ def test_sigterm_shuts_down_gracefully_then_dies_by_sigterm(serve_cli):
     assert_in_order(server.lines["stderr"], [*SHUTDOWN_LINES, f"INFO:     Finished server process [{server.pid}]"])
 
 
+@posix_only
 def test_in_flight_request_completes_after_sigterm(serve_cli, background):
     """A request running when SIGTERM arrives still gets its response (with
     `connection: close`), and only then does the process end."""
@@ -538,6 +542,7 @@ def test_in_flight_request_completes_after_sigterm(serve_cli, background):
     )
 
 
+@posix_only
 def test_shutdown_waits_for_request_of_closed_connection(serve_cli):
     """A request whose client closed its side after sending it keeps running
     (a half-closed client still reads the answer), and graceful shutdown
@@ -558,6 +563,7 @@ def test_shutdown_waits_for_request_of_closed_connection(serve_cli):
     )
 
 
+@posix_only
 def test_second_sigterm_does_not_force_exit(serve_cli, background):
     """Unlike a second SIGINT, a second SIGTERM still waits for the request."""
     server = serve_cli("apps:echo")
@@ -581,6 +587,7 @@ def assert_not_completed(pending: Future[Any]) -> None:
     assert response.status_code == 500
 
 
+@posix_only
 def test_second_sigint_forces_exit(serve_cli, background):
     """A second SIGINT while a long request runs: the process exits promptly,
     without waiting for the request or running lifespan shutdown."""
@@ -597,6 +604,7 @@ def test_second_sigint_forces_exit(serve_cli, background):
     assert_not_completed(pending)
 
 
+@posix_only
 def test_timeout_graceful_shutdown_cancels_running_tasks(serve_cli, background):
     """`--timeout-graceful-shutdown 1`: a request that would take 30 s is
     cancelled after about a second, and the process exits."""
@@ -703,6 +711,7 @@ def short_tmp() -> Iterator[Path]:
         yield Path(directory)
 
 
+@posix_only
 def test_uds_serves_and_removes_socket_at_exit(cppcorn_process, short_tmp):
     """`--uds PATH`: served over a Unix socket, whose file is removed at exit."""
     path = short_tmp / "app.sock"
@@ -721,6 +730,7 @@ def test_uds_serves_and_removes_socket_at_exit(cppcorn_process, short_tmp):
     assert not path.exists()
 
 
+@posix_only
 def test_fd_serves_on_inherited_socket(cppcorn_process):
     """`--fd N`: serve on an already bound socket inherited from the parent."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -802,6 +812,7 @@ def test_no_access_log(serve_cli):
     assert "GET /path" not in server.stderr
 
 
+@posix_only
 def test_log_level_warning_hides_info(cppcorn_process, listening_socket):
     """`--log-level warning`: neither INFO server lines nor access lines."""
     port = listening_socket.getsockname()[1]

@@ -29,7 +29,7 @@ import httpx
 import pytest
 
 import cppcorn
-from tests.conftest import read_body, simple_app
+from tests.conftest import posix_only, read_body, simple_app
 
 try:
     import uvloop
@@ -389,6 +389,7 @@ def short_tmp() -> Iterator[Path]:
         yield Path(directory)
 
 
+@posix_only
 def test_config_bind_socket_uds(short_tmp, server_logs):
     """`Config(uds=...).bind_socket()`: a Unix socket file, mode 0o666."""
     path = short_tmp / "bound.sock"
