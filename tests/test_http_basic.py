@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import httpx
 
@@ -130,3 +131,25 @@ def test_http_1_0(serve, raw_client):
     assert response.header("connection") == "keep-alive"
     client.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
     assert client.read_response().body == b"Hello, world!"
+
+
+def test_upgrade_request_is_served_as_plain_http(serve, raw_client, caplog):
+    """Without WebSocket support an Upgrade request is an ordinary request (as
+    Uvicorn does without a WebSocket library), with a warning; the connection
+    goes on speaking HTTP/1.1."""
+    caplog.set_level(logging.WARNING, logger="cppcorn.error")
+    server = serve(scope_app)
+    client = raw_client(server.port)
+    client.send(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    first = client.read_response()
+    assert first.status == 200
+    assert json.loads(first.body)["path"] == "/ws"
+    second = client.read_response()
+    assert json.loads(second.body)["path"] == "/after"
+    messages = [record.getMessage() for record in caplog.records]
+    assert "Unsupported upgrade request." in messages
+    assert any("WebSocket support is not available" in message for message in messages)

@@ -3,11 +3,10 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport uint8_t
 from libc.stdlib cimport free, malloc
-
-from cppcorn.http.byte_buffer cimport cc_buffer_free, cc_buffer_init, cc_buffer_reserve
 from libc.string cimport memchr, memcmp, memcpy
 
 from cppcorn.http cimport llhttp
+from cppcorn.http.byte_buffer cimport cc_buffer_free, cc_buffer_init, cc_buffer_reserve
 from cppcorn.http.http_bytes cimport (
     cc_equals_lower,
     cc_lower_copy,
@@ -20,7 +19,7 @@ LLHTTP_VERSION = f"{llhttp.LLHTTP_VERSION_MAJOR}.{llhttp.LLHTTP_VERSION_MINOR}.{
 DEF INITIAL_HEAD_CAPACITY = 1024
 DEF INITIAL_SPAN_CAPACITY = 32
 
-# Methods by llhttp's method number, as interned str (llhttp numbers them 0..46).
+# Method names by llhttp's method number (0..46), made once.
 cdef list METHODS = [
     (<bytes>llhttp.llhttp_method_name(<uint8_t>number)).decode("ascii")
     for number in range(47)
