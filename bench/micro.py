@@ -1,9 +1,9 @@
 """pyperf micro-benchmarks of the HTTP protocol, in process, without sockets.
 
 Each benchmark feeds one request to a protocol instance attached to a null
-transport and runs the event loop until the response is written: request
-parsing, scope building, the ASGI round trip and response serialisation,
-with no network and no kernel in the way. The same harness drives cppcorn's
+transport and runs the event loop (uvloop, as in the load benchmark) until
+the response is written: request parsing, scope building, the ASGI round trip
+and response serialisation, with no network and no kernel in the way. The same harness drives cppcorn's
 compiled protocol and Uvicorn's httptools protocol, so the ratio between them
 is what the protocol layers cost.
 
@@ -20,6 +20,7 @@ from email.utils import formatdate
 from typing import Any
 
 import pyperf
+import uvloop
 
 REQUESTS = {
     "get-minimal": b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\n\r\n",
@@ -138,7 +139,7 @@ def bench_protocol(loops: int, make_protocol: Callable[[], asyncio.Protocol], re
         assert transport.written >= loops * len(BODY), "responses were not written"
         return elapsed
 
-    loop = asyncio.new_event_loop()
+    loop = uvloop.new_event_loop()
     try:
         return loop.run_until_complete(run())
     finally:
