@@ -13,10 +13,12 @@ import asyncio
 import contextlib
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,6 +115,13 @@ def serve(loop: str) -> Iterator[Callable[..., RunningServer]]:
     yield _serve
     for server in running:
         server.stop()
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A short directory path: Unix socket paths are limited to ~108 bytes."""
+    with tempfile.TemporaryDirectory(prefix="cppcorn-") as directory:
+        yield Path(directory)
 
 
 @dataclass

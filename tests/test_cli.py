@@ -17,7 +17,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -702,13 +701,6 @@ def test_ws_option_warns_and_serves(serve_cli):
 
 
 # --- Sockets ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def short_tmp() -> Iterator[Path]:
-    """A short directory path: Unix socket paths are limited to ~108 bytes."""
-    with tempfile.TemporaryDirectory(prefix="cppcorn-") as directory:
-        yield Path(directory)
 
 
 @posix_only

@@ -21,6 +21,17 @@ import pytest
 from tests.conftest import WAIT, Gate, read_body, wait_until
 
 
+async def read_recording(receive, received: queue.Queue) -> bytes:
+    """Read the whole request body, putting every message on `received`."""
+    body = b""
+    while True:
+        message = await receive()
+        received.put(message)
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            return body
+
+
 async def respond(send, body: bytes, status: int = 200) -> None:
     await send(
         {
@@ -98,14 +109,7 @@ def test_body_in_many_sends_arrives_as_several_messages(serve, raw_client):
     received: queue.Queue = queue.Queue()
 
     async def app(scope, receive, send):
-        body = b""
-        while True:
-            message = await receive()
-            received.put(message)
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
-        await respond(send, body)
+        await respond(send, await read_recording(receive, received))
 
     server = serve(app)
     client = raw_client(server.port)
@@ -137,14 +141,7 @@ def test_body_completed_in_one_read_is_one_message(serve, raw_client):
 
     async def app(scope, receive, send):
         waiting.set()
-        body = b""
-        while True:
-            message = await receive()
-            received.put(message)
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
-        await respond(send, body)
+        await respond(send, await read_recording(receive, received))
 
     server = serve(app)
     client = raw_client(server.port)

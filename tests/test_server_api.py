@@ -18,11 +18,9 @@ import signal
 import socket
 import ssl
 import stat
-import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -380,13 +378,6 @@ def test_config_bind_socket(server_logs):
     finally:
         sock.close()
     assert response.text == "bound"
-
-
-@pytest.fixture
-def short_tmp() -> Iterator[Path]:
-    """A short directory path: Unix socket paths are limited to ~108 bytes."""
-    with tempfile.TemporaryDirectory(prefix="cppcorn-") as directory:
-        yield Path(directory)
 
 
 @posix_only
