@@ -2,7 +2,8 @@
 
 Method (docs: bench/README.md; binding: DESIGN.md section 4 "How we measure"):
 every server runs pinned to one CPU, wrk with one thread pinned to the other,
-64 keep-alive connections; each server gets a warm-up, then the rounds are
+64 keep-alive connections (with `--workers N`, each server runs N worker
+processes and nothing is pinned: servers and wrk share the CPUs); each server gets a warm-up, then the rounds are
 interleaved (round 1 of every server, then round 2, ...) so that the drift of a
 noisy shared machine hits every server alike; the table shows medians.
 Besides requests/s and p99 latency, it reports the CPU time the server's whole
@@ -43,6 +44,10 @@ REPO_ROOT = BENCH_DIR.parent
 HOST = "127.0.0.1"  # the only address this script ever talks to
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SERVERS = ("cppcorn", "uvicorn", "granian", "nginx")
+# With --workers N > 1: cppcorn twice, sharing one listening socket (the
+# default) and with one SO_REUSEPORT listener per worker; nginx, the floor of
+# the single-process runs, is left out.
+WORKERS_SERVERS = ("cppcorn", "cppcorn-reuse-port", "uvicorn", "granian")
 # Above this share of the server's core used by other processes during a run,
 # the run is noted as disturbed (it still counts: the note says how much).
 SHARED_CORE_PERCENT = 5.0
@@ -94,14 +99,14 @@ SCENARIOS = {
         "raw ASGI hello world (13-byte text/plain)",
         "bench.apps.hello:app",
         _check_hello,
-        ("cppcorn", "uvicorn", "granian", "nginx"),
+        ("cppcorn", "cppcorn-reuse-port", "uvicorn", "granian", "nginx"),
     ),
     "fastapi": Scenario(
         "fastapi",
         'FastAPI hello (async handler returning {"message": "Hello, world!"} as JSON)',
         "bench.apps.fastapi_app:app",
         _check_fastapi,
-        ("cppcorn", "uvicorn", "granian"),  # nginx has no app to run
+        ("cppcorn", "cppcorn-reuse-port", "uvicorn", "granian"),  # nginx has no app to run
     ),
 }
 
@@ -111,24 +116,28 @@ SCENARIOS = {
 # --------------------------------------------------------------------------
 
 
-def server_command(name: str, scenario: Scenario, port: int, rundir: Path) -> list[str]:
+def server_command(name: str, scenario: Scenario, port: int, rundir: Path, workers: int = 1) -> list[str]:
     py = sys.executable
-    if name == "cppcorn":
+    # cppcorn and uvicorn run one process unless told otherwise, and then
+    # only take the option above one.
+    worker_args = ["--workers", str(workers)] if workers > 1 else []
+    if name in ("cppcorn", "cppcorn-reuse-port"):
         # --app-dir instead of running from the repo root: there, `python -m
         # cppcorn` would import the unbuilt source tree instead of the
         # installed, compiled package.
         return [py, "-m", "cppcorn", scenario.app, "--app-dir", str(REPO_ROOT),
                 "--host", HOST, "--port", str(port), "--no-access-log",
-                "--log-level", "warning", "--loop", "uvloop"]
+                "--log-level", "warning", "--loop", "uvloop", *worker_args,
+                *(["--reuse-port"] if name == "cppcorn-reuse-port" else [])]
     if name == "uvicorn":
         # Naming uvloop and httptools makes uvicorn fail instead of silently
         # falling back to asyncio/h11 when they are missing.
         return [py, "-m", "uvicorn", scenario.app, "--app-dir", str(REPO_ROOT),
                 "--host", HOST, "--port", str(port), "--no-access-log",
-                "--log-level", "warning", "--loop", "uvloop", "--http", "httptools"]
+                "--log-level", "warning", "--loop", "uvloop", "--http", "httptools", *worker_args]
     if name == "granian":
         return [py, "-m", "granian", scenario.app, "--working-dir", str(REPO_ROOT),
-                "--interface", "asgi", "--workers", "1", "--loop", "uvloop",
+                "--interface", "asgi", "--workers", str(workers), "--loop", "uvloop",
                 "--host", HOST, "--port", str(port), "--no-ws", "--no-access-log",
                 "--log-level", "warning"]
     if name == "nginx":
@@ -141,6 +150,7 @@ def server_command(name: str, scenario: Scenario, port: int, rundir: Path) -> li
 # has answered a request: proof that the fast paths we asked for are in use.
 REQUIRED_NATIVE = {
     "cppcorn": ("uvloop",),
+    "cppcorn-reuse-port": ("uvloop",),
     "uvicorn": ("uvloop", "httptools"),
     "granian": ("uvloop",),
     "nginx": (),
@@ -293,20 +303,27 @@ def tree_cpu_seconds(root: int) -> float:
     return ticks / CLOCK_TICKS
 
 
-def core_ticks(cpu: int) -> tuple[int, int]:
-    """(busy, softirq) clock ticks of one CPU since boot, from /proc/stat.
+def core_ticks(cpus: list[int]) -> tuple[int, int]:
+    """(busy, softirq) clock ticks of these CPUs since boot, from /proc/stat.
 
     The server's own utime+stime leaves out softirq time, where the kernel
     does much of the loopback TCP work; the core's busy time includes it, so
     "core busy" near 100% says the server's core is saturated even when the
     server's own CPU is well below 100%.
     """
+    busy = soft = 0
+    found = set()
     with open("/proc/stat") as f:
         for line in f:
-            if line.startswith(f"cpu{cpu} "):
+            name = line.split(maxsplit=1)[0]
+            if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
                 user, nice, system, _idle, _iowait, irq, softirq = map(int, line.split()[1:8])
-                return user + nice + system + irq + softirq, softirq
-    raise RuntimeError(f"cpu{cpu} not in /proc/stat")
+                busy += user + nice + system + irq + softirq
+                soft += softirq
+                found.add(int(name[3:]))
+    if found != set(cpus):
+        raise RuntimeError(f"cpu{sorted(set(cpus) - found)} not in /proc/stat")
+    return busy, soft
 
 
 def native_modules_loaded(root: int, modules: tuple[str, ...]) -> dict[str, bool]:
@@ -377,8 +394,22 @@ def parse_wrk(text: str, wrk_cpu_s: float) -> WrkResult:
     )
 
 
+def pinned_to(cpu: int, args: argparse.Namespace) -> list[str]:
+    """The taskset prefix pinning a command to `cpu`; none with --workers N,
+    where servers and wrk share every CPU."""
+    return [] if args.workers > 1 else ["taskset", "-c", str(cpu)]
+
+
+def measured_cores(args: argparse.Namespace) -> tuple[list[int], list[int]]:
+    """The CPUs whose busy time is the server's core, and wrk's: with
+    --workers N, every CPU is the servers' and wrk has none of its own."""
+    if args.workers > 1:
+        return args.cpus, []
+    return [args.server_cpu], [args.wrk_cpu]
+
+
 def run_wrk(port: int, args: argparse.Namespace, duration: int) -> WrkResult:
-    argv = ["taskset", "-c", str(args.wrk_cpu), find_tool("wrk"), "-t1",
+    argv = [*pinned_to(args.wrk_cpu, args), find_tool("wrk"), "-t1",
             f"-c{args.connections}", f"-d{duration}s", "--latency", f"http://{HOST}:{port}/"]
     with tempfile.TemporaryFile() as out:
         proc = spawn(argv, stdout=out, stderr=subprocess.STDOUT)
@@ -415,14 +446,16 @@ class Run:
     server_cpu_s: float
     cpu_us_per_request: float
     server_cpu_percent: float  # of one core, over the window
-    core_busy_percent: float  # the server's core, whoever used it, softirq included
+    core_busy_percent: float  # the server's core (every CPU with --workers), whoever used it, softirq included
     core_softirq_percent: float
-    # Core time used by neither the server nor softirq: other processes that
-    # ran on the server's core (this is a shared machine) and slowed it down.
-    # A lower bound: the kernel charges some softirq time to the server itself.
+    # Core time used by neither the server nor softirq (nor wrk, with
+    # --workers): other processes that ran on the server's core (this is a
+    # shared machine) and slowed it down. A lower bound: the kernel charges
+    # some softirq time to the server itself.
     core_other_percent: float
     wrk_cpu_percent: float
-    # The same for wrk's core: others there starve the load generator.
+    # The same for wrk's core: others there starve the load generator (0
+    # with --workers, where wrk has no core of its own).
     wrk_core_other_percent: float
     wall_s: float
     socket_errors: dict[str, int]
@@ -473,11 +506,11 @@ class ServerUnderTest:
         return "\n".join(text.rstrip().splitlines()[-lines:])
 
     def start(self, args: argparse.Namespace) -> None:
-        self.argv = server_command(self.name, self.scenario, self.port, self.rundir)
+        self.argv = server_command(self.name, self.scenario, self.port, self.rundir, args.workers)
         log(f"  starting {self.name} on port {self.port}")
         with open(self.log_path, "wb") as logfile:
             # Run from the scratch directory, not the repo root: see server_command.
-            self.proc = spawn(["taskset", "-c", str(args.server_cpu), *self.argv],
+            self.proc = spawn([*pinned_to(args.server_cpu, args), *self.argv],
                               cwd=self.rundir, stdout=logfile, stderr=subprocess.STDOUT)
         try:
             self._wait_for_port(args.start_timeout)
@@ -527,8 +560,9 @@ class ServerUnderTest:
         assert self.proc is not None
         # Sampled right before and right after wrk: the window is wrk's run
         # plus the few milliseconds it needs to start and connect.
-        core_before = core_ticks(args.server_cpu)
-        wrk_core_before = core_ticks(args.wrk_cpu)
+        server_cores, wrk_cores = measured_cores(args)
+        core_before = core_ticks(server_cores)
+        wrk_core_before = core_ticks(wrk_cores)
         cpu_before, wall_before = tree_cpu_seconds(self.proc.pid), time.monotonic()
         try:
             result = run_wrk(self.port, args, duration)
@@ -541,9 +575,11 @@ class ServerUnderTest:
         cpu_s = tree_cpu_seconds(self.proc.pid) - cpu_before
         wall_s = time.monotonic() - wall_before
         busy, softirq = (after - before for after, before in
-                         zip(core_ticks(args.server_cpu), core_before))
+                         zip(core_ticks(server_cores), core_before))
         wrk_busy, wrk_softirq = (after - before for after, before in
-                                 zip(core_ticks(args.wrk_cpu), wrk_core_before))
+                                 zip(core_ticks(wrk_cores), wrk_core_before))
+        # Sharing the cores, wrk is one more known user of them.
+        shared_wrk_s = result.wrk_cpu_s if args.workers > 1 else 0.0
         return Run(
             round=round_no,
             requests=result.requests,
@@ -556,7 +592,7 @@ class ServerUnderTest:
             core_busy_percent=100 * busy / CLOCK_TICKS / wall_s,
             core_softirq_percent=100 * softirq / CLOCK_TICKS / wall_s,
             core_other_percent=max(0.0, 100 * (busy - softirq) / CLOCK_TICKS / wall_s
-                                   - 100 * cpu_s / wall_s),
+                                   - 100 * (cpu_s + shared_wrk_s) / wall_s),
             wrk_cpu_percent=100 * result.wrk_cpu_s / wall_s,
             wrk_core_other_percent=max(0.0, 100 * (wrk_busy - wrk_softirq) / CLOCK_TICKS / wall_s
                                        - 100 * result.wrk_cpu_s / wall_s),
@@ -660,7 +696,7 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
                   f"({platform.python_compiler()}, {platform.python_build()[1]})",
         "versions": versions,
         "settings": {k: getattr(args, k) for k in (
-            "connections", "duration", "rounds", "warmup", "pause", "server_cpu", "wrk_cpu")},
+            "connections", "duration", "rounds", "warmup", "pause", "server_cpu", "wrk_cpu", "workers")},
     }
 
 
@@ -696,14 +732,21 @@ def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
     return "—" if value is None else format(value, spec) + suffix
 
 
-def _shared_core_note(run: Run, server_cpu: int, wrk_cpu: int) -> str:
-    taken = [f"≥{pct:.0f}% of CPU {cpu}" for pct, cpu in
-             ((run.core_other_percent, server_cpu), (run.wrk_core_other_percent, wrk_cpu))
+def core_labels(settings: dict[str, Any]) -> tuple[str, str]:
+    """How the notes name the server's cores and wrk's."""
+    if settings["workers"] > 1:
+        return "the CPUs", "the CPUs"
+    return f"CPU {settings['server_cpu']}", f"CPU {settings['wrk_cpu']}"
+
+
+def _shared_core_note(run: Run, labels: tuple[str, str]) -> str:
+    taken = [f"≥{pct:.0f}% of {label}" for pct, label in
+             zip((run.core_other_percent, run.wrk_core_other_percent), labels)
              if pct > SHARED_CORE_PERCENT]
     return f"round {run.round}: other processes took {' and '.join(taken)}"
 
 
-def markdown_table(servers: list[ServerUnderTest], server_cpu: int, wrk_cpu: int) -> str:
+def markdown_table(servers: list[ServerUnderTest], labels: tuple[str, str]) -> str:
     summaries = {s.name: summarise(s) for s in servers}
     baseline = summaries.get("uvicorn", {}).get("requests_per_s")
     rows = [
@@ -722,7 +765,7 @@ def markdown_table(servers: list[ServerUnderTest], server_cpu: int, wrk_cpu: int
         per_round = [(r, "!" if r.problems else "") for r in server.runs]
         notes = [f"round {r.round}: {', '.join(r.problems)} (not in the medians)"
                  for r in server.runs if r.problems] + server.notes
-        notes += [_shared_core_note(r, server_cpu, wrk_cpu) for r in server.runs
+        notes += [_shared_core_note(r, labels) for r in server.runs
                   if max(r.core_other_percent, r.wrk_core_other_percent) > SHARED_CORE_PERCENT]
         if not server.ok:
             notes.append(f"**failed**: {server.failure_summary()}")
@@ -752,16 +795,28 @@ def markdown_report(env: dict[str, Any], results: dict[str, list[ServerUnderTest
         f"- machine: {env['cpu_model']}, {env['cpus']} CPUs, Linux {env['kernel']}, "
         f"load average at start {' '.join(env['load_average_at_start'])}",
         f"- {env['python']}; " + ", ".join(f"{k} {v[k]}" for k in v),
-        f"- method: server pinned to CPU {st['server_cpu']}, `wrk -t1 -c{st['connections']} "
-        f"-d{st['duration']:g}s --latency` pinned to CPU {st['wrk_cpu']}; {st['warmup']:g} s warm-up "
-        f"per server, then {st['rounds']} interleaved rounds; medians over the rounds without errors "
-        f"(rounds marked ! had errors and are left out). CPU µs/req = utime+stime of the server's "
-        f"process tree over the run / requests; server CPU, core busy (all use of the server's "
-        f"core, kernel softirq included) and wrk CPU are % of one core.",
+        "- method: " + method_summary(env),
     ]
     for name, servers in results.items():
-        lines += ["", f"#### {name}: {SCENARIOS[name].title}", "", markdown_table(servers, st["server_cpu"], st["wrk_cpu"])]
+        lines += ["", f"#### {name}: {SCENARIOS[name].title}", "", markdown_table(servers, core_labels(st))]
     return "\n".join(lines) + "\n"
+
+
+def method_summary(env: dict[str, Any]) -> str:
+    st = env["settings"]
+    wrk = f"`wrk -t1 -c{st['connections']} -d{st['duration']:g}s --latency`"
+    rounds = (f"{st['warmup']:g} s warm-up per server, then {st['rounds']} interleaved rounds; medians "
+              f"over the rounds without errors (rounds marked ! had errors and are left out). CPU µs/req "
+              f"= utime+stime of the server's process tree over the run / requests")
+    if st["workers"] > 1:
+        return (f"every server with {st['workers']} worker processes; the servers and {wrk} run "
+                f"**unpinned, sharing the {env['cpus']} CPUs** (too few to pin server and load "
+                f"generator apart, so wrk's own CPU use slows the servers too); {rounds}; server CPU "
+                f"and wrk CPU are % of one core, core busy is all use of all the CPUs (kernel softirq "
+                f"included), % of one core ({env['cpus']} busy CPUs = {100 * env['cpus']}%).")
+    return (f"server pinned to CPU {st['server_cpu']}, {wrk} pinned to CPU {st['wrk_cpu']}; {rounds}; "
+            f"server CPU, core busy (all use of the server's core, kernel softirq included) and wrk "
+            f"CPU are % of one core.")
 
 
 def to_json(env: dict[str, Any], results: dict[str, list[ServerUnderTest]]) -> dict[str, Any]:
@@ -807,8 +862,9 @@ def _without_repo_path(text: str) -> str:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Run cppcorn and its peers side by side under wrk (see bench/README.md).")
-    parser.add_argument("--servers", default=",".join(SERVERS),
-                        help="comma-separated, from: %(default)s")
+    parser.add_argument("--servers", default=None,
+                        help=f"comma-separated, from: {','.join(SERVERS)} (default: all of them); with "
+                             f"--workers N > 1, from: {','.join(WORKERS_SERVERS)} (default: all of them)")
     parser.add_argument("--scenarios", default="hello,fastapi",
                         help=f"comma-separated, from: {','.join(SCENARIOS)} (default: %(default)s)")
     parser.add_argument("--connections", type=int, default=64, help="wrk -c (default: %(default)s)")
@@ -820,17 +876,22 @@ def parse_args() -> argparse.Namespace:
                         help="idle seconds before each run (default: %(default)s)")
     parser.add_argument("--start-timeout", type=float, default=30,
                         help="seconds a server may take to answer (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes per server; above 1, servers and wrk run unpinned, "
+                             "sharing the CPUs, and nginx is left out (default: %(default)s)")
     parser.add_argument("--server-cpu", type=int, default=0, help="CPU the servers run on")
     parser.add_argument("--wrk-cpu", type=int, default=1, help="CPU wrk runs on")
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results",
                         help="where the JSON goes (default: bench/results)")
     args = parser.parse_args()
 
-    args.servers = _names(parser, "--servers", args.servers, SERVERS)
+    known = SERVERS if args.workers == 1 else WORKERS_SERVERS
+    args.servers = _names(parser, "--servers", args.servers or ",".join(known), known)
     args.scenarios = _names(parser, "--scenarios", args.scenarios, tuple(SCENARIOS))
-    if args.rounds < 1 or args.duration <= 0 or args.connections < 1 or args.warmup < 0:
-        parser.error("--rounds, --duration and --connections must be positive")
+    if args.rounds < 1 or args.duration <= 0 or args.connections < 1 or args.warmup < 0 or args.workers < 1:
+        parser.error("--rounds, --duration, --connections and --workers must be positive")
     available = os.sched_getaffinity(0)
+    args.cpus = sorted(available)
     if {args.server_cpu, args.wrk_cpu} - available or args.server_cpu == args.wrk_cpu:
         parser.error(f"--server-cpu and --wrk-cpu must be two different CPUs of {sorted(available)}")
     return args
@@ -856,13 +917,17 @@ def main() -> int:
         find_tool(tool)
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGHUP, _exit_on_signal)
-    # The harness itself sleeps while wrk runs; keep whatever it does do (the
-    # /proc scans between runs) off the servers' CPU.
-    os.sched_setaffinity(0, {args.wrk_cpu})
+    if args.workers == 1:
+        # The harness itself sleeps while wrk runs; keep whatever it does do
+        # (the /proc scans between runs) off the servers' CPU. (Not with
+        # --workers: what it starts would inherit the pinning.)
+        os.sched_setaffinity(0, {args.wrk_cpu})
 
     env = environment(args)
     log(f"about {estimated_seconds(args) / 60:.1f} min: servers {','.join(args.servers)}, "
         f"scenarios {','.join(args.scenarios)}")
+    if args.workers > 1:
+        log(f"{args.workers} workers per server: servers and wrk unpinned, sharing CPUs {args.cpus}")
     results: dict[str, list[ServerUnderTest]] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="cppcorn-bench-") as scratch:

@@ -17,6 +17,7 @@ import ssl
 import sys
 from collections.abc import Awaitable, Callable
 from configparser import RawConfigParser
+from pathlib import Path
 from typing import IO, Any, Literal
 
 from cppcorn.importer import ImportFromStringError, import_from_string
@@ -115,6 +116,20 @@ LOOP_FACTORIES: dict[str, Callable[[], Callable[[], asyncio.AbstractEventLoop]]]
 }
 
 
+SD_LISTEN_FDS_START = 3
+
+
+def systemd_listen_fds() -> list[int]:
+    """The sockets systemd passed to this process (sd_listen_fds(3)), if any."""
+    try:
+        if int(os.environ.get("LISTEN_PID", "")) != os.getpid():
+            return []
+        count = int(os.environ.get("LISTEN_FDS", ""))
+    except ValueError:
+        return []
+    return list(range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count))
+
+
 def _is_asgi3(app: Any) -> bool:
     """Uvicorn's `--interface auto` rule: ASGI 3 if the callable is a coroutine
     function (or a class with `__await__`), ASGI 2 otherwise."""
@@ -165,6 +180,7 @@ class Config:
         limit_max_requests_jitter: int = 0,
         limit_request_header_size: int = 65536,
         backlog: int = 2048,
+        reuse_port: bool = False,
         timeout_keep_alive: int | float = 5,
         timeout_request_headers: float = 30.0,
         timeout_notify: int = 30,
@@ -218,6 +234,7 @@ class Config:
         self.limit_max_requests = limit_max_requests
         self.limit_max_requests_jitter = limit_max_requests_jitter
         self.backlog = backlog
+        self.reuse_port = reuse_port
         self.timeout_keep_alive = timeout_keep_alive
         self.timeout_request_headers = timeout_request_headers
         self.timeout_notify = timeout_notify
@@ -246,6 +263,13 @@ class Config:
         self.loaded = False
         self.configure_logging()
 
+        # Resolved by resolve_reload_settings() when reloading.
+        self.reload_dirs_excludes: list[Path] = []
+        if self.should_reload:
+            from cppcorn.supervisors.basereload import resolve_reload_settings
+
+            resolve_reload_settings(self)
+
         if env_file is not None:
             try:
                 from dotenv import load_dotenv
@@ -259,28 +283,36 @@ class Config:
         if workers is None and "WEB_CONCURRENCY" in os.environ:
             self.workers = int(os.environ["WEB_CONCURRENCY"])
 
+        # Sockets handed over by a process manager: --fd, or systemd socket
+        # activation (LISTEN_FDS/LISTEN_PID, descriptors from 3 on) when
+        # neither --fd nor --uds is given.
+        self.fds: list[int] = [fd] if fd is not None else []
+        if fd is None and uds is None:
+            self.fds = systemd_listen_fds()
+
         self.forwarded_allow_ips: list[str] | str = (
             forwarded_allow_ips
             if forwarded_allow_ips is not None
             else os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
         )
 
-        self._explain_unsupported_options()
+        self._explain_options()
 
-    def _explain_unsupported_options(self) -> None:
-        """Options that belong to later work are accepted, and said to be
-        ignored, rather than ignored silently."""
-        if self.workers > 1:
-            logger.warning(
-                "--workers is not supported by this version of cppcorn: running a single process. "
-                "Run several cppcorn processes behind a load balancer, or use --uds/--fd, meanwhile."
-            )
-        if self.reload:
-            logger.warning("--reload is not supported by this version of cppcorn: running without reload.")
-        elif self.reload_dirs or self.reload_includes or self.reload_excludes:
+    def _explain_options(self) -> None:
+        """Combinations that do not do what they seem to, and the WebSocket
+        options (not built yet), are explained rather than ignored silently."""
+        if (self.reload_dirs or self.reload_includes or self.reload_excludes) and not self.should_reload:
             logger.warning(
                 "Current configuration will not reload as not all conditions are met, please refer to documentation."
             )
+        if self.reload and self.workers > 1:
+            logger.warning('"workers" flag is ignored when reloading is enabled.')
+        if self.reuse_port and not hasattr(socket, "SO_REUSEPORT"):
+            logger.warning("--reuse-port is not available on this platform: the workers share one socket.")
+            self.reuse_port = False
+        elif self.reuse_port and (self.uds is not None or self.fd is not None):
+            logger.warning("--reuse-port applies to --host/--port only: the workers share the given socket.")
+            self.reuse_port = False
         changed_ws = [
             "--" + name.replace("_", "-")
             for name, default in WS_DEFAULTS.items()
@@ -383,6 +415,11 @@ class Config:
         except ImportFromStringError as exc:
             logger.error("Error loading ASGI app. %s", exc)
             sys.exit(STARTUP_FAILURE)
+        except Exception as exc:
+            # The module exists but fails to import (a syntax error, an import
+            # inside it): a startup failure like any other, with its traceback.
+            logger.error("Error loading ASGI app.", exc_info=exc)
+            sys.exit(STARTUP_FAILURE)
 
     def _load_app(self) -> Any:
         app = self.load_app()
@@ -430,7 +467,16 @@ class Config:
     def bind_socket(self) -> socket.socket:
         """Bind the listening socket up front (for process managers that hand
         it to `Server.serve(sockets=[...])`); exits (3) on failure."""
-        if self.uds is not None:
+        return self.bind_sockets()[0]
+
+    def bind_sockets(self) -> list[socket.socket]:
+        """The listening sockets a supervisor binds once and hands to its
+        workers: the inherited descriptors, the Unix socket, or host:port."""
+        if self.fds:
+            sockets = [socket.socket(fileno=os.dup(fd)) for fd in self.fds]
+            for sock in sockets:
+                logger.info("cppcorn running on socket %s (Press CTRL+C to quit)", sock.getsockname())
+        elif self.uds is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 sock.bind(self.uds)
@@ -439,9 +485,7 @@ class Config:
                 logger.error(exc)
                 sys.exit(STARTUP_FAILURE)
             logger.info("cppcorn running on unix socket %s (Press CTRL+C to quit)", self.uds)
-        elif self.fd is not None:
-            sock = socket.fromfd(self.fd, socket.AF_UNIX, socket.SOCK_STREAM)
-            logger.info("cppcorn running on socket %s (Press CTRL+C to quit)", sock.getsockname())
+            sockets = [sock]
         else:
             family = socket.AF_INET6 if self.host and ":" in self.host else socket.AF_INET
             sock = socket.socket(family=family)
@@ -458,5 +502,10 @@ class Config:
                 self.host,
                 sock.getsockname()[1],
             )
-        sock.set_inheritable(True)
-        return sock
+            sockets = [sock]
+        for sock in sockets:
+            sock.set_inheritable(True)
+            # Listen now: connections that come before a worker is serving
+            # wait in the backlog instead of being refused.
+            sock.listen(self.backlog)
+        return sockets

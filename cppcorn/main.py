@@ -6,6 +6,7 @@ prefix `CPPCORN_` (for example `CPPCORN_PORT=9000`, `CPPCORN_APP=app:app`).
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import ssl
@@ -25,6 +26,9 @@ from cppcorn.config import (
     Config,
 )
 from cppcorn.server import Server
+from cppcorn.supervisors import ChangeReload, Multiprocess
+
+logger = logging.getLogger("cppcorn.error")
 
 LEVEL_CHOICES = click.Choice(list(LOG_LEVELS.keys()), case_sensitive=False)
 LIFESPAN_CHOICES = click.Choice(list(LIFESPAN.keys()))
@@ -80,18 +84,25 @@ def parse_header(header: str) -> tuple[str, str]:
 )
 @click.option("--uds", type=str, default=None, help="Bind to a UNIX domain socket.")
 @click.option("--fd", type=int, default=None, help="Bind to socket from this file descriptor.")
-@click.option("--reload", is_flag=True, default=False, help="Enable auto-reload. [not supported yet: ignored with a warning]")
+@click.option("--reload", is_flag=True, default=False, help="Enable auto-reload.")
 @click.option("--reload-dir", "reload_dirs", multiple=True, type=click.Path(exists=True),
-              help="Set reload directories explicitly. [not supported yet]")
+              help="Set reload directories explicitly, instead of using the current working directory.")
 @click.option("--reload-include", "reload_includes", multiple=True,
-              help="Set glob patterns to include while watching for files. [not supported yet]")
+              help="Set glob patterns to include while watching for files. Includes '*.py' by default; these "
+              "defaults can be overridden with `--reload-exclude`. This option has no effect unless watchfiles "
+              "is installed.")
 @click.option("--reload-exclude", "reload_excludes", multiple=True,
-              help="Set glob patterns to exclude while watching for files. [not supported yet]")
+              help="Set glob patterns to exclude while watching for files. Includes '.*, .py[cod], .sw.*, ~*' by "
+              "default; these defaults can be overridden with `--reload-include`. This option has no effect unless "
+              "watchfiles is installed.")
 @click.option("--reload-delay", type=float, default=0.25, show_default=True,
-              help="Delay between previous and next check if application needs to be reloaded. [not supported yet]")
+              help="Delay between previous and next check if application needs to be reloaded.")
 @click.option("--workers", default=None, type=int,
               help="Number of worker processes. Defaults to the $WEB_CONCURRENCY environment variable if available, "
-              "or 1. [not supported yet: one process runs, with a warning]")
+              "or 1. Not valid with --reload.")
+@click.option("--reuse-port/--no-reuse-port", is_flag=True, default=False, show_default=True,
+              help="With --workers: each worker binds its own SO_REUSEPORT listener and the kernel spreads "
+              "connections across them (Linux), instead of all workers sharing one socket.")
 @click.option("--loop", type=str, default="auto", show_default=True,
               help="Event loop factory implementation: auto, asyncio, uvloop, none, or module:factory.")
 @click.option("--http", type=str, default="auto", show_default=True,
@@ -152,7 +163,7 @@ def parse_header(header: str) -> tuple[str, str]:
 @click.option("--timeout-graceful-shutdown", type=float, default=None,
               help="Maximum number of seconds to wait for graceful shutdown.")
 @click.option("--timeout-worker-healthcheck", type=int, default=5, show_default=True,
-              help="Maximum number of seconds to wait for a worker to respond to a healthcheck. [not supported yet]")
+              help="Maximum number of seconds to wait for a worker to respond to a healthcheck.")
 @click.option("--ssl-keyfile", type=str, default=None, help="SSL key file")
 @click.option("--ssl-certfile", type=str, default=None, help="SSL certificate file")
 @click.option("--ssl-keyfile-password", type=str, default=None, help="SSL keyfile password")
@@ -189,23 +200,37 @@ def main(app: str, headers: tuple[str, ...], app_dir: str, log_config: str | Non
 
 def run(app: Any, *, app_dir: str | None = None, **kwargs: Any) -> None:
     """Run a server for `app` (an ASGI application or an import string) until
-    it is told to stop; exits with status 3 if it cannot start."""
+    it is told to stop: in this process, or in worker processes under a
+    supervisor with `workers > 1` or `reload=True`. Exits with status 3 if it
+    cannot start."""
     if app_dir is not None:
         sys.path.insert(0, app_dir)
 
     config = Config(app, **kwargs)
     server = Server(config=config)
-    if isinstance(app, str):
+
+    if config.use_subprocess:
+        if not isinstance(app, str):
+            logger.warning("You must pass the application as an import string to enable 'reload' or 'workers'.")
+            sys.exit(STARTUP_FAILURE)
+    elif isinstance(app, str):
         # Fail on an unimportable application before anything else starts.
         config.load_app()
 
     try:
-        server.run()
+        if config.should_reload:
+            ChangeReload(config, target=server.run, sockets=config.bind_sockets()).run()
+        elif config.workers > 1:
+            # With --reuse-port every worker binds its own listener.
+            sockets = [] if config.reuse_port else config.bind_sockets()
+            Multiprocess(config, target=server.run, sockets=sockets).run()
+        else:
+            server.run()
     except KeyboardInterrupt:
         pass
     finally:
         if config.uds and os.path.exists(config.uds):
             os.remove(config.uds)
 
-    if not server.started:
+    if not server.started and not config.use_subprocess:
         sys.exit(STARTUP_FAILURE)

@@ -148,11 +148,14 @@ class Server:
                     for sock in sockets
                 ]
                 listeners = sockets
-            elif config.fd is not None:
-                sock = socket.socket(fileno=os.dup(config.fd))
-                server = await loop.create_server(create_protocol, sock=sock, ssl=config.ssl, backlog=config.backlog)
-                self.servers = [server]
-                listeners = server.sockets
+            elif config.fds:
+                self.servers = [
+                    await loop.create_server(
+                        create_protocol, sock=socket.socket(fileno=os.dup(fd)), ssl=config.ssl, backlog=config.backlog
+                    )
+                    for fd in config.fds
+                ]
+                listeners = [sock for server in self.servers for sock in server.sockets]
             elif config.uds is not None:
                 mode = os.stat(config.uds).st_mode if os.path.exists(config.uds) else 0o666
                 server = await loop.create_unix_server(
@@ -163,7 +166,14 @@ class Server:
                 listeners = server.sockets
             else:
                 server = await loop.create_server(
-                    create_protocol, host=config.host, port=config.port, ssl=config.ssl, backlog=config.backlog
+                    create_protocol,
+                    host=config.host,
+                    port=config.port,
+                    ssl=config.ssl,
+                    backlog=config.backlog,
+                    # Each worker binds its own listener; the kernel spreads
+                    # connections across them.
+                    reuse_port=config.reuse_port or None,
                 )
                 self.servers = [server]
                 listeners = server.sockets
@@ -178,8 +188,9 @@ class Server:
 
     def _log_started_message(self, listeners: Sequence[socket.socket]) -> None:
         config = self.config
-        if config.fd is not None:
-            logger.info("cppcorn running on socket %s (Press CTRL+C to quit)", listeners[0].getsockname())
+        if config.fds:
+            for listener in listeners:
+                logger.info("cppcorn running on socket %s (Press CTRL+C to quit)", listener.getsockname())
         elif config.uds is not None:
             logger.info("cppcorn running on unix socket %s (Press CTRL+C to quit)", config.uds)
         else:
@@ -232,15 +243,16 @@ class Server:
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         logger.info("Shutting down")
 
-        # Stop accepting, then ask every connection to finish: idle ones
-        # close now, busy ones after their current response.
+        # Stop accepting, let the connections accepted last read the request
+        # they were opened for, then ask every connection to finish: idle
+        # ones close now, busy ones after their current response.
         for server in self.servers:
             server.close()
         for sock in sockets or []:
             sock.close()
+        await asyncio.sleep(TICK_SECONDS)
         for connection in list(self.server_state.connections):
             connection.shutdown()
-        await asyncio.sleep(TICK_SECONDS)
 
         try:
             await asyncio.wait_for(self._wait_tasks_to_complete(), timeout=self.config.timeout_graceful_shutdown)

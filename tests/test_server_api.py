@@ -606,12 +606,11 @@ def test_callback_notify(serve):
 # --- What Config reads from the environment -------------------------------------------
 
 
-def test_config_reads_web_concurrency(monkeypatch, server_logs):
-    """`WEB_CONCURRENCY` is the default number of workers (which this version
-    does not run: it warns); an explicit `workers=` wins."""
+def test_config_reads_web_concurrency(monkeypatch):
+    """`WEB_CONCURRENCY` is the default number of workers; an explicit
+    `workers=` wins."""
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
     assert cppcorn.Config(simple_app(), log_config=None).workers == 3
-    assert any("--workers is not supported" in message for message in messages(server_logs, logging.WARNING))
     assert cppcorn.Config(simple_app(), log_config=None, workers=1).workers == 1
 
 
