@@ -26,7 +26,8 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from cppcorn.config import STARTUP_FAILURE, Config
-from cppcorn.http.protocol import HttpProtocol, HttpSettings, ServerState
+from cppcorn.http.connection import ServerState
+from cppcorn.http.protocol import HttpProtocol, HttpSettings
 
 __all__ = ["Server", "ServerState", "HANDLED_SIGNALS"]
 

@@ -2,7 +2,8 @@
 # RequestCycle per request. It speaks asyncio's Protocol interface, so it runs
 # on any asyncio loop; feed() is the C-level entry a native transport can call
 # with a buffer it owns.
-from cppcorn.http.parser cimport RequestEvents, RequestParser
+from cppcorn.http.connection cimport Connection, ServerState
+from cppcorn.http.parser cimport RequestParser
 from cppcorn.http.response cimport HeadInfo, OutputBuffer
 
 
@@ -23,18 +24,6 @@ cdef class HttpSettings:
     cdef readonly bint access_log
     cdef readonly bint eager_tasks
     cdef readonly bint reset_contextvars
-
-
-cdef class ServerState:
-    # State shared by the connections of one server and its supervisor loop.
-    cdef public unsigned long long total_requests
-    cdef readonly set connections
-    cdef readonly set tasks
-    # `date` + `server` + --header lines, refreshed once a second.
-    cdef public bytes default_headers
-    # A coarse clock (time.monotonic), advanced by the server's tick; the
-    # connections' deadlines are measured against it.
-    cdef public double now
 
 
 cdef class RequestCycle:
@@ -70,9 +59,8 @@ cdef class RequestCycle:
     cdef int _fail_response(self) except -1
 
 
-cdef class HttpProtocol(RequestEvents):
+cdef class HttpProtocol(Connection):
     cdef HttpSettings settings
-    cdef ServerState state
     cdef RequestParser parser
     cdef OutputBuffer out
     cdef object loop
@@ -98,8 +86,6 @@ cdef class HttpProtocol(RequestEvents):
     cdef bint writing_paused
     cdef list drain_waiters       # futures of send() calls that wait
 
-    # Deadlines on state.now; 0 means none.
-    cdef double deadline
     cdef bint idle              # between requests, nothing received yet
 
     cdef int feed(self, const char* data, size_t length) except -1
@@ -115,4 +101,6 @@ cdef class HttpProtocol(RequestEvents):
     cdef int _parse_error(self) except -1
     cdef int _app_exception(self, RequestCycle cycle, object exc) except -1
     cdef int _access_log(self, RequestCycle cycle, int status) except -1
-    cdef int check_deadline(self, double now) except -1
+    cdef int on_headers_complete(self) except -1
+    cdef int on_body(self, const char* data, size_t length) except -1
+    cdef int on_message_complete(self) except -1

@@ -16,7 +16,15 @@ import urllib.parse
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
-from cppcorn.http.parser cimport PARSE_ERROR, PARSE_MESSAGE_END, PARSE_NEED_MORE, ParseResult, RequestParser
+from cppcorn.http.connection cimport Connection, ServerState
+from cppcorn.http.parser cimport (
+    PARSE_ERROR,
+    PARSE_MESSAGE_END,
+    PARSE_NEED_MORE,
+    ParserCallbacks,
+    ParseResult,
+    RequestParser,
+)
 from cppcorn.http.response cimport HeadInfo, OutputBuffer, status_line, write_headers, write_status_line
 
 # Reading pauses once this much request body waits for the application.
@@ -94,27 +102,6 @@ cdef class HttpSettings:
         # once (Python 3.12+): one that never waits finishes without a trip
         # through the loop's ready queue.
         self.eager_tasks = eager_tasks and EAGER_START_AVAILABLE
-
-
-cdef class ServerState:
-    """Shared by all connections of one server (Uvicorn's ServerState)."""
-
-    def __init__(self):
-        self.total_requests = 0
-        self.connections = set()
-        self.tasks = set()
-        self.default_headers = EMPTY
-        self.now = 0.0
-
-    def expire_connections(self, double now):
-        """Advance the clock and close connections past their deadline."""
-        self.now = now
-        expired = [connection for connection in self.connections
-                   if isinstance(connection, HttpProtocol)
-                   and (<HttpProtocol>connection).deadline != 0.0
-                   and (<HttpProtocol>connection).deadline <= now]
-        for connection in expired:
-            (<HttpProtocol>connection).check_deadline(now)
 
 
 cdef class RequestCycle:
@@ -362,13 +349,30 @@ cdef class RequestCycle:
         return 0
 
 
-cdef class HttpProtocol(RequestEvents):
+# The parser reports to its protocol through these.
+
+cdef int _headers_complete(void* protocol) except -1:
+    return (<HttpProtocol>protocol).on_headers_complete()
+
+
+cdef int _body(void* protocol, const char* data, size_t length) except -1:
+    return (<HttpProtocol>protocol).on_body(data, length)
+
+
+cdef int _message_complete(void* protocol) except -1:
+    return (<HttpProtocol>protocol).on_message_complete()
+
+
+cdef ParserCallbacks PARSER_CALLBACKS = ParserCallbacks(_headers_complete, _body, _message_complete)
+
+
+cdef class HttpProtocol(Connection):
     """asyncio Protocol for one HTTP/1.1 connection."""
 
     def __init__(self, HttpSettings settings not None, ServerState state not None):
         self.settings = settings
         self.state = state
-        self.parser = RequestParser(self, settings.max_head_size)
+        self.parser = RequestParser.create(<void*>self, PARSER_CALLBACKS, settings.max_head_size)
         self.out = OutputBuffer()
         self.loop = asyncio.get_running_loop()
         self.drain_waiters = []
@@ -751,12 +755,11 @@ cdef class HttpProtocol(RequestEvents):
 
     # -- lifecycle -------------------------------------------------------
 
-    cdef int check_deadline(self, double now) except -1:
-        """Close the connection if its deadline passed: idle keep-alive
-        connections quietly, a request head that is too slow with 408."""
-        if self.deadline == 0.0 or now < self.deadline or self.transport is None:
+    cdef int on_deadline(self, double now) except -1:
+        """Close the connection: idle keep-alive connections quietly, a
+        request head that is too slow with 408."""
+        if self.transport is None:
             return 0
-        self.deadline = 0.0
         if self.idle:
             self.transport.close()
         else:
