@@ -35,6 +35,7 @@ extensions = [
     extension("cppcorn.http.parser", *LLHTTP_SOURCES),
     extension("cppcorn.http.response"),
     extension("cppcorn.http.connection"),
+    extension("cppcorn.http.websocket"),
     extension("cppcorn.http.protocol"),
 ]
 

@@ -5,6 +5,7 @@
 from cppcorn.http.connection cimport Connection, ServerState
 from cppcorn.http.parser cimport RequestParser
 from cppcorn.http.response cimport HeadInfo, OutputBuffer
+from cppcorn.http.websocket cimport WebSocketSettings
 
 
 cdef class HttpSettings:
@@ -14,6 +15,8 @@ cdef class HttpSettings:
     cdef readonly str root_path
     cdef readonly bytes root_path_bytes
     cdef readonly dict asgi
+    cdef readonly dict websocket_asgi
+    cdef readonly WebSocketSettings websocket
     cdef readonly long limit_concurrency       # < 0: no limit
     cdef readonly double timeout_keep_alive
     cdef readonly double timeout_request_headers
@@ -88,6 +91,11 @@ cdef class HttpProtocol(Connection):
 
     cdef bint idle              # between requests, nothing received yet
 
+    # A WebSocket upgrade request: (scope, key, extensions offer), and the
+    # status to refuse it with (0: accept it).
+    cdef tuple websocket_request
+    cdef int websocket_refusal
+
     cdef int feed(self, const char* data, size_t length) except -1
     cdef int _feed_bytes(self, bytes data, size_t offset) except -1
     cdef int _start_cycle(self) except -1
@@ -97,7 +105,9 @@ cdef class HttpProtocol(Connection):
     cdef int _release_drain_waiters(self) except -1
     cdef int _write(self, bytes data) except -1
     cdef int _write_many(self, tuple parts) except -1
-    cdef int _send_error_response(self, int status, bytes body) except -1
+    cdef int _websocket_request(self, str path, bytes raw_path, bytes query_string, list headers) except -1
+    cdef int _start_websocket(self, bytes rest) except -1
+    cdef int _send_error_response(self, int status, bytes body, bytes extra_headers=*) except -1
     cdef int _parse_error(self) except -1
     cdef int _app_exception(self, RequestCycle cycle, object exc) except -1
     cdef int _access_log(self, RequestCycle cycle, int status) except -1
