@@ -645,8 +645,8 @@ cdef class HttpProtocol(Connection):
         self.settings.logger.warning("Unsupported upgrade request.")
         if upgrade.lower() == b"websocket":
             self.settings.logger.warning(
-                "WebSocket support is not available in this version of cppcorn; "
-                "the request is served as plain HTTP.")
+                "WebSockets are off (--ws none, or a WSGI application): "
+                "the upgrade request is served as plain HTTP.")
 
     cdef int on_body(self, const char* data, size_t length) except -1:
         cdef RequestCycle cycle = self.cycle
@@ -766,7 +766,10 @@ cdef class HttpProtocol(Connection):
         return 0
 
     cdef int _write_many(self, tuple parts) except -1:
-        self.transport.writelines(parts)
+        # Separate writes, not writelines(): on Python 3.12.0-3.13.1 asyncio's
+        # writelines() skips the write-buffer limits (CPython gh-127655).
+        for part in parts:
+            self.transport.write(part)
         return 0
 
     cdef int _send_error_response(self, int status, bytes body, bytes extra_headers=EMPTY) except -1:

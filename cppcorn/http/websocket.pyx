@@ -181,10 +181,11 @@ cdef Deflate negotiate_deflate(object header):
                 break
         if not valid:
             continue
+        if server_bits == 8:
+            # zlib cannot compress with an 8-bit window: decline this offer.
+            continue
         deflate = Deflate.__new__(Deflate)
-        # zlib cannot make a raw deflate stream with an 8-bit window: 9 is
-        # the smallest that decompresses everywhere.
-        deflate.server_window_bits = max(min(server_bits or 12, 12), 9)
+        deflate.server_window_bits = min(server_bits or 12, 12)
         deflate.client_window_bits = 15
         response = ["permessage-deflate"]
         if server_no_takeover:
@@ -193,7 +194,7 @@ cdef Deflate negotiate_deflate(object header):
             response.append("client_no_context_takeover")
         response.append(f"server_max_window_bits={deflate.server_window_bits}")
         if client_bits_offered:
-            deflate.client_window_bits = max(min(client_bits or 12, 12), 9)
+            deflate.client_window_bits = min(client_bits or 12, 12)
             response.append(f"client_max_window_bits={deflate.client_window_bits}")
         deflate.server_no_context_takeover = server_no_takeover
         deflate.client_no_context_takeover = client_no_takeover
@@ -253,6 +254,10 @@ cdef class WebSocketProtocol(Connection):
         exc = None
         try:
             result = await self.settings.app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            # send() after the client left, not handled by the app: the
+            # connection is over either way, and that is no app error.
+            result = None
         except BaseException as error:
             exc = error
             result = None
@@ -271,7 +276,7 @@ cdef class WebSocketProtocol(Connection):
             logger.error("Exception in ASGI application\n", exc_info=exc)
         if self.phase == CONNECTING and self.http_response is None:
             if exc is None:
-                logger.error("ASGI callable returned without sending handshake.")
+                logger.error("ASGI callable returned without completing handshake.")
             self._reject(500, [(b"content-type", b"text/plain; charset=utf-8")], b"Internal Server Error")
         elif self.phase == CONNECTING:
             # A denial response the application did not finish.
@@ -297,10 +302,14 @@ cdef class WebSocketProtocol(Connection):
         pointer = <const unsigned char*>PyBytes_AS_STRING(data)
         length = <size_t>PyBytes_GET_SIZE(data)
         if self.phase == CONNECTING:
-            # The client should wait for our 101 before sending frames; keep
-            # what it sent anyway for after the handshake.
+            # The client should wait for our 101 before sending frames. Keep
+            # what it sent for after the handshake, and read no more until
+            # then, so that this stays one read's worth.
             if cc_buffer_append(&self.inbuf, <const char*>pointer, length):
                 raise MemoryError()
+            if not self.reading_paused:
+                self.reading_paused = True
+                self.transport.pause_reading()
             return
         if self.inbuf.length == 0:
             consumed = self._parse(pointer, length)
@@ -370,6 +379,9 @@ cdef class WebSocketProtocol(Connection):
                 self._fail(1002, "reserved bits must be 0")
                 break
             if frame.opcode >= 8:
+                if frame.opcode != CC_WS_CLOSE and frame.opcode != CC_WS_PING and frame.opcode != CC_WS_PONG:
+                    self._fail(1002, "unknown opcode")
+                    break
                 if not frame.fin or frame.payload_length > 125:
                     self._fail(1002, "invalid control frame")
                     break
@@ -393,7 +405,8 @@ cdef class WebSocketProtocol(Connection):
             else:
                 self._fail(1002, "unknown opcode")
                 break
-            if frame.payload_length + self.message_size > max_size:
+            if frame.opcode < 8 and frame.payload_length + self.message_size > max_size:
+                # Control frames may come between fragments and do not count.
                 self._fail(1009, f"frame exceeds limit of {max_size} bytes")
                 break
             size = <size_t>frame.payload_length
@@ -650,6 +663,7 @@ cdef class WebSocketProtocol(Connection):
             pending = PyBytes_FromStringAndSize(self.inbuf.data, self.inbuf.length)
             self.inbuf.length = 0
             self.data_received(pending)
+        self._update_reading()
         return 0
 
     cdef int _reject(self, int status, list headers, bytes body) except -1:
@@ -703,7 +717,10 @@ cdef class WebSocketProtocol(Connection):
             memcpy(PyBytes_AS_STRING(frame) + header_length, PyBytes_AS_STRING(payload), size)
             self.transport.write(frame)
         else:
-            self.transport.writelines((PyBytes_FromStringAndSize(<char*>header, header_length), payload))
+            # Two writes, not writelines(): on Python 3.12.0-3.13.1 asyncio's
+            # writelines() skips the write-buffer limits (CPython gh-127655).
+            self.transport.write(PyBytes_FromStringAndSize(<char*>header, header_length))
+            self.transport.write(payload)
         return 0
 
     cdef int _send_close(self, int code, str reason) except -1:
@@ -711,7 +728,9 @@ cdef class WebSocketProtocol(Connection):
         if self.close_sent:
             return 0
         if len(encoded) > 123:
-            encoded = encoded[:123]  # a control frame carries at most 125 bytes
+            # A control frame carries at most 125 bytes: cut the reason at a
+            # character boundary so that it stays valid UTF-8.
+            encoded = encoded[:123].decode("utf-8", "ignore").encode("utf-8")
         self.close_sent = True
         self._write_frame(CC_WS_CLOSE, bytes([code >> 8, code & 0xff]) + encoded, False)
         if self.phase == OPEN:
@@ -732,15 +751,24 @@ cdef class WebSocketProtocol(Connection):
         if self.ping_payload is not None:
             # No pong in time: the peer is gone or stuck.
             return self._fail(1011, "keepalive ping timeout")
-        self.ping_payload = os.urandom(4)
-        self._write_frame(CC_WS_PING, self.ping_payload, False)
-        self.deadline = now + (self.settings.ping_timeout or self.settings.ping_interval)
+        payload = os.urandom(4)
+        self._write_frame(CC_WS_PING, payload, False)
+        if self.settings.ping_timeout:
+            self.ping_payload = payload
+            self.deadline = now + self.settings.ping_timeout
+        else:
+            # No timeout: keep pinging (keeps proxies from idling us out).
+            self.deadline = now + self.settings.ping_interval
         return 0
 
     def shutdown(self):
         """Graceful shutdown: 1012 (service restart) to open connections."""
         if self.phase == OPEN:
+            # As Uvicorn: the close frame, then the connection ends without
+            # waiting for the client's answer.
             self._send_close(1012, "")
+            self.phase = CLOSED
+            self.transport.close()
             self._disconnected(1012, "")
         elif self.phase == CONNECTING:
             self._reject(500, [(b"content-type", b"text/plain; charset=utf-8")], b"Internal Server Error")
