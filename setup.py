@@ -34,6 +34,8 @@ def extension(name, *extra_sources):
 extensions = [
     extension("cppcorn.http.parser", *LLHTTP_SOURCES),
     extension("cppcorn.http.response"),
+    extension("cppcorn.http.connection"),
+    extension("cppcorn.http.websocket"),
     extension("cppcorn.http.protocol"),
 ]
 

@@ -100,7 +100,8 @@ class NullTransport(asyncio.Transport):
 
 
 def cppcorn_protocol() -> asyncio.Protocol:
-    from cppcorn.http.protocol import HttpProtocol, HttpSettings, ServerState
+    from cppcorn.http.connection import ServerState
+    from cppcorn.http.protocol import HttpProtocol, HttpSettings
 
     state = ServerState()
     state.default_headers = b"date: " + formatdate(usegmt=True).encode() + b"\r\nserver: cppcorn\r\n"

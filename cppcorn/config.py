@@ -59,17 +59,6 @@ SSL_PROTOCOL_VERSION: int = ssl.PROTOCOL_TLS_SERVER
 # Exit status for every startup failure (import, bind, lifespan), as Uvicorn.
 STARTUP_FAILURE = 3
 
-# Defaults of the WebSocket options: given anything else, the user is told
-# they do not apply yet.
-WS_DEFAULTS = {
-    "ws": "auto",
-    "ws_max_size": 16 * 1024 * 1024,
-    "ws_max_queue": 32,
-    "ws_ping_interval": 20.0,
-    "ws_ping_timeout": 20.0,
-    "ws_per_message_deflate": True,
-}
-
 logger = logging.getLogger("cppcorn.error")
 
 
@@ -299,8 +288,8 @@ class Config:
         self._explain_options()
 
     def _explain_options(self) -> None:
-        """Combinations that do not do what they seem to, and the WebSocket
-        options (not built yet), are explained rather than ignored silently."""
+        """Combinations that do not do what they seem to, and Uvicorn's
+        implementation choices, are explained rather than ignored silently."""
         if (self.reload_dirs or self.reload_includes or self.reload_excludes) and not self.should_reload:
             logger.warning(
                 "Current configuration will not reload as not all conditions are met, please refer to documentation."
@@ -313,16 +302,11 @@ class Config:
         elif self.reuse_port and (self.uds is not None or self.fd is not None):
             logger.warning("--reuse-port applies to --host/--port only: the workers share the given socket.")
             self.reuse_port = False
-        changed_ws = [
-            "--" + name.replace("_", "-")
-            for name, default in WS_DEFAULTS.items()
-            if getattr(self, name) != default and not (name == "ws" and self.ws == "none")
-        ]
-        if changed_ws:
-            logger.warning(
-                "WebSockets are not supported by this version of cppcorn: %s ignored; "
-                "WebSocket upgrade requests are served as plain HTTP.",
-                ", ".join(changed_ws),
+        if self.ws in ("websockets", "websockets-sansio", "wsproto"):
+            logger.info(
+                "cppcorn serves WebSockets with its own compiled protocol: --ws %s is accepted for "
+                "compatibility and means the same as --ws auto.",
+                self.ws,
             )
 
     @property
@@ -353,6 +337,11 @@ class Config:
             raise ValueError(
                 f"--http {self.http!r}: cppcorn always serves HTTP/1.1 with its compiled llhttp protocol; "
                 f"only {', '.join(HTTP_PROTOCOLS)} are accepted (for Uvicorn compatibility)."
+            )
+        if not isinstance(self.ws, str) or self.ws not in WS_PROTOCOLS:
+            raise ValueError(
+                f"--ws {self.ws!r}: cppcorn serves WebSockets with its compiled protocol; "
+                f"only {', '.join(WS_PROTOCOLS)} are accepted (for Uvicorn compatibility)."
             )
         if self.lifespan not in LIFESPAN:
             raise ValueError(f"--lifespan must be one of {', '.join(LIFESPAN)}, got {self.lifespan!r}.")

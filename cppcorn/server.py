@@ -26,7 +26,9 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from cppcorn.config import STARTUP_FAILURE, Config
-from cppcorn.http.protocol import HttpProtocol, HttpSettings, ServerState
+from cppcorn.http.connection import ServerState
+from cppcorn.http.protocol import HttpProtocol, HttpSettings
+from cppcorn.http.websocket import WebSocketSettings
 
 __all__ = ["Server", "ServerState", "HANDLED_SIGNALS"]
 
@@ -120,6 +122,21 @@ class Server:
         state = self.server_state
         state.now = time.monotonic()
         self._refresh_default_headers()
+        # Eager tasks bypass the loop's task factory; respect one if set.
+        eager_tasks = sys.version_info >= (3, 12) and loop.get_task_factory() is None
+        websocket = None
+        if config.ws != "none" and config.interface != "wsgi":
+            websocket = WebSocketSettings(
+                app=config.loaded_app,
+                logger=logger,
+                max_size=config.ws_max_size,
+                max_queue=config.ws_max_queue,
+                ping_interval=config.ws_ping_interval,
+                ping_timeout=config.ws_ping_timeout,
+                per_message_deflate=config.ws_per_message_deflate,
+                eager_tasks=eager_tasks,
+                reset_contextvars=config.reset_contextvars,
+            )
         settings = HttpSettings(
             app=config.loaded_app,
             app_state=self.lifespan.state,
@@ -132,8 +149,8 @@ class Server:
             trusted_hosts=config.trusted_hosts,
             access_log=config.access_log,
             reset_contextvars=config.reset_contextvars,
-            # Eager tasks bypass the loop's task factory; respect one if set.
-            eager_tasks=sys.version_info >= (3, 12) and loop.get_task_factory() is None,
+            eager_tasks=eager_tasks,
+            websocket=websocket,
         )
 
         def create_protocol() -> HttpProtocol:

@@ -681,10 +681,11 @@ def test_forwarded_allow_ips_from_environment(serve_cli, env, args, client):
     assert response.json()["client"][0] == client
 
 
-def test_ws_option_warns_and_serves(serve_cli):
-    """`--ws wsproto`: WebSockets are not supported; a warning names the option."""
+def test_ws_implementation_names_are_accepted(serve_cli):
+    """`--ws wsproto` (a Uvicorn implementation name) is accepted, and the log
+    says that cppcorn's own WebSocket protocol serves."""
     server = serve_cli("apps:echo", "--ws", "wsproto")
-    assert re.search(r"WARNING:.*WebSockets are not supported.*--ws\b", server.stderr)
+    assert re.search(r"INFO:.*own compiled protocol: --ws wsproto is accepted", server.stderr)
     assert httpx.get(server.url, timeout=5).status_code == 200
 
 

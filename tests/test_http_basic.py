@@ -134,11 +134,11 @@ def test_http_1_0(serve, raw_client):
 
 
 def test_upgrade_request_is_served_as_plain_http(serve, raw_client, caplog):
-    """Without WebSocket support an Upgrade request is an ordinary request (as
-    Uvicorn does without a WebSocket library), with a warning; the connection
-    goes on speaking HTTP/1.1."""
+    """With WebSockets off (`--ws none`) an Upgrade request is an ordinary
+    request (as Uvicorn does without a WebSocket library), with a warning;
+    the connection goes on speaking HTTP/1.1."""
     caplog.set_level(logging.WARNING, logger="cppcorn.error")
-    server = serve(scope_app)
+    server = serve(scope_app, ws="none")
     client = raw_client(server.port)
     client.send(
         b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
@@ -152,4 +152,4 @@ def test_upgrade_request_is_served_as_plain_http(serve, raw_client, caplog):
     assert json.loads(second.body)["path"] == "/after"
     messages = [record.getMessage() for record in caplog.records]
     assert "Unsupported upgrade request." in messages
-    assert any("WebSocket support is not available" in message for message in messages)
+    assert any("WebSockets are off" in message for message in messages)

@@ -3,7 +3,8 @@
 # llhttp reports spans of the caller's buffer; the parser copies the request
 # target and header fields into one growing C buffer (names lower-cased on the
 # way in) and only builds Python objects once the header section is complete.
-# Events go to a RequestEvents object through C-level calls.
+# Events go to the parser's owner (the HTTP protocol) through C function
+# pointers, so that the owner's class is free to derive from what it likes.
 from cppcorn.http cimport llhttp
 from cppcorn.http.byte_buffer cimport cc_buffer
 
@@ -15,11 +16,15 @@ cdef struct HeaderSpan:
     size_t value_length
 
 
-cdef class RequestEvents:
-    # What the parser tells its owner (the HTTP protocol). Overridden in C.
-    cdef int on_headers_complete(self) except -1
-    cdef int on_body(self, const char* data, size_t length) except -1
-    cdef int on_message_complete(self) except -1
+# What the parser tells its owner; `owner` is the pointer given to the parser.
+ctypedef int (*HeadersCompleteCallback)(void* owner) except -1
+ctypedef int (*BodyCallback)(void* owner, const char* data, size_t length) except -1
+ctypedef int (*MessageCompleteCallback)(void* owner) except -1
+
+cdef struct ParserCallbacks:
+    HeadersCompleteCallback on_headers_complete
+    BodyCallback on_body
+    MessageCompleteCallback on_message_complete
 
 
 cdef enum ParseResult:
@@ -35,9 +40,10 @@ cdef enum ParseResult:
 
 cdef class RequestParser:
     cdef llhttp.llhttp_t _parser
-    # Borrowed: the events object owns this parser and outlives it, and a
-    # reference back would make every connection a garbage cycle.
-    cdef void* _events
+    # Borrowed: the owner owns this parser and outlives it, and a reference
+    # back would make every connection a garbage cycle.
+    cdef void* _owner
+    cdef ParserCallbacks _callbacks
     cdef object _callback_exception
 
     # Request target and header fields of the current message.
@@ -61,6 +67,8 @@ cdef class RequestParser:
     cdef readonly int error_status
     cdef readonly str error_reason
 
+    @staticmethod
+    cdef RequestParser create(void* owner, ParserCallbacks callbacks, size_t max_head_size)
     cdef ParseResult feed(self, const char* data, size_t length, size_t* consumed) except? PARSE_ERROR
     cdef str method(self)
     cdef str http_version(self)

@@ -63,25 +63,10 @@ cdef inline bytes header_name(const char* data, size_t length):
     return PyBytes_FromStringAndSize(data, length)
 
 
-cdef class RequestEvents:
-    cdef int on_headers_complete(self) except -1:
-        return 0
-
-    cdef int on_body(self, const char* data, size_t length) except -1:
-        return 0
-
-    cdef int on_message_complete(self) except -1:
-        return 0
-
-
 # llhttp callbacks. They run inside llhttp_execute(), which feed() calls with
 # the GIL held. A method returning 1 has refused the request (error_status is
 # set); a Python exception is kept on the parser and raised again by feed().
 # Either way the callback returns -1 so that llhttp stops with an error.
-
-cdef inline RequestEvents events_of(RequestParser parser):
-    return <RequestEvents>parser._events
-
 
 cdef int _on_message_begin(llhttp.llhttp_t* p) noexcept:
     cdef RequestParser self = <RequestParser>p.data
@@ -126,7 +111,7 @@ cdef int _on_headers_complete(llhttp.llhttp_t* p) noexcept:
             return -1
         self._in_head = False
         self._raw_head_bytes = 0
-        events_of(self).on_headers_complete()
+        self._callbacks.on_headers_complete(self._owner)
     except BaseException as exc:
         self._callback_exception = exc
         return -1
@@ -136,7 +121,7 @@ cdef int _on_headers_complete(llhttp.llhttp_t* p) noexcept:
 cdef int _on_body(llhttp.llhttp_t* p, const char* at, size_t length) noexcept:
     cdef RequestParser self = <RequestParser>p.data
     try:
-        events_of(self).on_body(at, length)
+        self._callbacks.on_body(self._owner, at, length)
     except BaseException as exc:
         self._callback_exception = exc
         return -1
@@ -146,7 +131,7 @@ cdef int _on_body(llhttp.llhttp_t* p, const char* at, size_t length) noexcept:
 cdef int _on_message_complete(llhttp.llhttp_t* p) noexcept:
     cdef RequestParser self = <RequestParser>p.data
     try:
-        events_of(self).on_message_complete()
+        self._callbacks.on_message_complete(self._owner)
     except BaseException as exc:
         self._callback_exception = exc
         return -1
@@ -174,14 +159,20 @@ cdef class RequestParser:
     431.
     """
 
-    def __cinit__(self, RequestEvents events not None, size_t max_head_size):
-        self._events = <void*>events
-        self._max_head_size = max_head_size
+    def __cinit__(self):
         if (cc_buffer_init(&self._head, INITIAL_HEAD_CAPACITY)
                 or cc_buffer_init(&self._spans, INITIAL_SPAN_CAPACITY * sizeof(HeaderSpan))):
             raise MemoryError()
         llhttp.llhttp_init(&self._parser, llhttp.HTTP_REQUEST, &SETTINGS)
         self._parser.data = <void*>self
+
+    @staticmethod
+    cdef RequestParser create(void* owner, ParserCallbacks callbacks, size_t max_head_size):
+        cdef RequestParser parser = RequestParser.__new__(RequestParser)
+        parser._owner = owner
+        parser._callbacks = callbacks
+        parser._max_head_size = max_head_size
+        return parser
 
     def __dealloc__(self):
         cc_buffer_free(&self._head)

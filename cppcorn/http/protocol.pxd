@@ -2,8 +2,10 @@
 # RequestCycle per request. It speaks asyncio's Protocol interface, so it runs
 # on any asyncio loop; feed() is the C-level entry a native transport can call
 # with a buffer it owns.
-from cppcorn.http.parser cimport RequestEvents, RequestParser
+from cppcorn.http.connection cimport Connection, ServerState
+from cppcorn.http.parser cimport RequestParser
 from cppcorn.http.response cimport HeadInfo, OutputBuffer
+from cppcorn.http.websocket cimport WebSocketSettings
 
 
 cdef class HttpSettings:
@@ -13,6 +15,8 @@ cdef class HttpSettings:
     cdef readonly str root_path
     cdef readonly bytes root_path_bytes
     cdef readonly dict asgi
+    cdef readonly dict websocket_asgi
+    cdef readonly WebSocketSettings websocket
     cdef readonly long limit_concurrency       # < 0: no limit
     cdef readonly double timeout_keep_alive
     cdef readonly double timeout_request_headers
@@ -23,18 +27,6 @@ cdef class HttpSettings:
     cdef readonly bint access_log
     cdef readonly bint eager_tasks
     cdef readonly bint reset_contextvars
-
-
-cdef class ServerState:
-    # State shared by the connections of one server and its supervisor loop.
-    cdef public unsigned long long total_requests
-    cdef readonly set connections
-    cdef readonly set tasks
-    # `date` + `server` + --header lines, refreshed once a second.
-    cdef public bytes default_headers
-    # A coarse clock (time.monotonic), advanced by the server's tick; the
-    # connections' deadlines are measured against it.
-    cdef public double now
 
 
 cdef class RequestCycle:
@@ -70,9 +62,8 @@ cdef class RequestCycle:
     cdef int _fail_response(self) except -1
 
 
-cdef class HttpProtocol(RequestEvents):
+cdef class HttpProtocol(Connection):
     cdef HttpSettings settings
-    cdef ServerState state
     cdef RequestParser parser
     cdef OutputBuffer out
     cdef object loop
@@ -98,9 +89,12 @@ cdef class HttpProtocol(RequestEvents):
     cdef bint writing_paused
     cdef list drain_waiters       # futures of send() calls that wait
 
-    # Deadlines on state.now; 0 means none.
-    cdef double deadline
     cdef bint idle              # between requests, nothing received yet
+
+    # A WebSocket upgrade request: (scope, key, extensions offer), and the
+    # status to refuse it with (0: accept it).
+    cdef tuple websocket_request
+    cdef int websocket_refusal
 
     cdef int feed(self, const char* data, size_t length) except -1
     cdef int _feed_bytes(self, bytes data, size_t offset) except -1
@@ -111,8 +105,12 @@ cdef class HttpProtocol(RequestEvents):
     cdef int _release_drain_waiters(self) except -1
     cdef int _write(self, bytes data) except -1
     cdef int _write_many(self, tuple parts) except -1
-    cdef int _send_error_response(self, int status, bytes body) except -1
+    cdef int _websocket_request(self, str path, bytes raw_path, bytes query_string, list headers) except -1
+    cdef int _start_websocket(self, bytes rest) except -1
+    cdef int _send_error_response(self, int status, bytes body, bytes extra_headers=*) except -1
     cdef int _parse_error(self) except -1
     cdef int _app_exception(self, RequestCycle cycle, object exc) except -1
     cdef int _access_log(self, RequestCycle cycle, int status) except -1
-    cdef int check_deadline(self, double now) except -1
+    cdef int on_headers_complete(self) except -1
+    cdef int on_body(self, const char* data, size_t length) except -1
+    cdef int on_message_complete(self) except -1

@@ -16,8 +16,19 @@ import urllib.parse
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
-from cppcorn.http.parser cimport PARSE_ERROR, PARSE_MESSAGE_END, PARSE_NEED_MORE, ParseResult, RequestParser
+from cppcorn.http.connection cimport Connection, ServerState
+from cppcorn.http.parser cimport (
+    PARSE_ERROR,
+    PARSE_MESSAGE_END,
+    PARSE_NEED_MORE,
+    ParserCallbacks,
+    ParseResult,
+    RequestParser,
+)
 from cppcorn.http.response cimport HeadInfo, OutputBuffer, status_line, write_headers, write_status_line
+from cppcorn.http.websocket cimport WebSocketProtocol, WebSocketSettings
+
+from cppcorn.http.websocket import valid_key
 
 # Reading pauses once this much request body waits for the application.
 DEF BODY_HIGH_WATER = 65536
@@ -45,6 +56,7 @@ cdef dict DISCONNECT = {"type": "http.disconnect"}
 ERROR_BODIES = {
     400: b"Invalid HTTP request received.",
     408: b"Request Timeout",
+    426: b"Upgrade Required",
     431: b"Request Header Fields Too Large",
     500: b"Internal Server Error",
     501: b"Not Implemented",
@@ -71,6 +83,7 @@ cdef class HttpSettings:
         bint access_log = True,
         bint reset_contextvars = False,
         bint eager_tasks = EAGER_START_AVAILABLE,
+        WebSocketSettings websocket = None,
         logger = None,
         access_logger = None,
     ):
@@ -79,6 +92,9 @@ cdef class HttpSettings:
         self.root_path = root_path
         self.root_path_bytes = root_path.encode("utf-8")
         self.asgi = {"version": asgi_version, "spec_version": "2.3"}
+        self.websocket_asgi = {"version": asgi_version, "spec_version": "2.4"}
+        # None when WebSockets are off (--ws none, or a WSGI application).
+        self.websocket = websocket
         self.limit_concurrency = -1 if limit_concurrency is None else limit_concurrency
         self.timeout_keep_alive = timeout_keep_alive
         self.timeout_request_headers = timeout_request_headers
@@ -94,27 +110,6 @@ cdef class HttpSettings:
         # once (Python 3.12+): one that never waits finishes without a trip
         # through the loop's ready queue.
         self.eager_tasks = eager_tasks and EAGER_START_AVAILABLE
-
-
-cdef class ServerState:
-    """Shared by all connections of one server (Uvicorn's ServerState)."""
-
-    def __init__(self):
-        self.total_requests = 0
-        self.connections = set()
-        self.tasks = set()
-        self.default_headers = EMPTY
-        self.now = 0.0
-
-    def expire_connections(self, double now):
-        """Advance the clock and close connections past their deadline."""
-        self.now = now
-        expired = [connection for connection in self.connections
-                   if isinstance(connection, HttpProtocol)
-                   and (<HttpProtocol>connection).deadline != 0.0
-                   and (<HttpProtocol>connection).deadline <= now]
-        for connection in expired:
-            (<HttpProtocol>connection).check_deadline(now)
 
 
 cdef class RequestCycle:
@@ -362,13 +357,30 @@ cdef class RequestCycle:
         return 0
 
 
-cdef class HttpProtocol(RequestEvents):
+# The parser reports to its protocol through these.
+
+cdef int _headers_complete(void* protocol) except -1:
+    return (<HttpProtocol>protocol).on_headers_complete()
+
+
+cdef int _body(void* protocol, const char* data, size_t length) except -1:
+    return (<HttpProtocol>protocol).on_body(data, length)
+
+
+cdef int _message_complete(void* protocol) except -1:
+    return (<HttpProtocol>protocol).on_message_complete()
+
+
+cdef ParserCallbacks PARSER_CALLBACKS = ParserCallbacks(_headers_complete, _body, _message_complete)
+
+
+cdef class HttpProtocol(Connection):
     """asyncio Protocol for one HTTP/1.1 connection."""
 
     def __init__(self, HttpSettings settings not None, ServerState state not None):
         self.settings = settings
         self.state = state
-        self.parser = RequestParser(self, settings.max_head_size)
+        self.parser = RequestParser.create(<void*>self, PARSER_CALLBACKS, settings.max_head_size)
         self.out = OutputBuffer()
         self.loop = asyncio.get_running_loop()
         self.drain_waiters = []
@@ -497,6 +509,9 @@ cdef class HttpProtocol(RequestEvents):
                         return 0
                 if result == PARSE_NEED_MORE:
                     break
+                if self.websocket_request is not None:
+                    self._start_websocket(data[offset:])
+                    return 0
                 # A whole request is in; the next one waits for its response.
                 if cycle is not None and not cycle.response_complete:
                     if offset < length:
@@ -520,12 +535,20 @@ cdef class HttpProtocol(RequestEvents):
         cdef HttpSettings settings = self.settings
         cdef str path
         cdef bytes raw_path, query_string
+        cdef list headers
         cdef dict scope
         cdef RequestCycle cycle
         path, raw_path, query_string = parser.build_target()
         if settings.root_path_bytes:
             path = settings.root_path + path
             raw_path = settings.root_path_bytes + raw_path
+        headers = parser.build_headers()
+        self.deadline = 0.0
+        self.idle = False
+        if parser.upgrade is not None and parser._parser.upgrade:
+            if settings.websocket is not None and parser.upgrade.lower() == b"websocket":
+                return self._websocket_request(path, raw_path, query_string, headers)
+            self._warn_upgrade(parser.upgrade)
         scope = {
             "type": "http",
             "asgi": settings.asgi,
@@ -538,15 +561,11 @@ cdef class HttpProtocol(RequestEvents):
             "path": path,
             "raw_path": raw_path,
             "query_string": query_string,
-            "headers": parser.build_headers(),
+            "headers": headers,
             "state": settings.app_state.copy(),
         }
         if self.client_trusted and (parser.forwarded_for is not None or parser.forwarded_proto is not None):
             settings.trusted_hosts.apply(scope, parser.forwarded_proto, parser.forwarded_for)
-        if parser.upgrade is not None and parser._parser.upgrade:
-            self._warn_upgrade(parser.upgrade)
-        self.deadline = 0.0
-        self.idle = False
         cycle = RequestCycle.__new__(RequestCycle)
         cycle.protocol = self
         cycle.scope = scope
@@ -560,16 +579,78 @@ cdef class HttpProtocol(RequestEvents):
         self.cycle = cycle
         return 0
 
+    cdef int _websocket_request(self, str path, bytes raw_path, bytes query_string, list headers) except -1:
+        """A WebSocket upgrade request: its scope, kept until the request
+        has been parsed to its end; then _start_websocket() hands over."""
+        cdef RequestParser parser = self.parser
+        cdef HttpSettings settings = self.settings
+        key = version = extensions = None
+        subprotocols = []
+        for name, value in headers:
+            if name == b"sec-websocket-key":
+                key = value
+            elif name == b"sec-websocket-version":
+                version = value
+            elif name == b"sec-websocket-protocol":
+                subprotocols.extend(
+                    item.strip() for item in value.decode("latin-1").split(",") if item.strip())
+            elif name == b"sec-websocket-extensions":
+                extensions = value if extensions is None else extensions + b", " + value
+        scope = {
+            "type": "websocket",
+            "asgi": settings.websocket_asgi,
+            "http_version": parser.http_version(),
+            "server": self.server,
+            "client": self.client,
+            "scheme": "wss" if self.scheme == "https" else "ws",
+            "root_path": settings.root_path,
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": query_string,
+            "headers": headers,
+            "subprotocols": subprotocols,
+            "state": settings.app_state.copy(),
+            "extensions": {"websocket.http.response": {}},
+        }
+        if self.client_trusted and (parser.forwarded_for is not None or parser.forwarded_proto is not None):
+            settings.trusted_hosts.apply(scope, parser.forwarded_proto, parser.forwarded_for)
+        if parser.method() != "GET" or key is None or not valid_key(key):
+            self.websocket_refusal = 400
+        elif version != b"13":
+            # RFC 6455 4.4: say which version this server speaks.
+            self.websocket_refusal = 426
+        self.websocket_request = (scope, key, extensions)
+        return 0
+
+    cdef int _start_websocket(self, bytes rest) except -1:
+        """Hand the connection over to the WebSocket protocol."""
+        cdef WebSocketProtocol websocket
+        scope, key, extensions = self.websocket_request
+        self.websocket_request = None
+        if self.websocket_refusal == 426:
+            self.settings.logger.warning("Unsupported WebSocket version: only version 13 is served.")
+            return self._send_error_response(426, ERROR_BODIES[426], b"sec-websocket-version: 13\r\n")
+        if self.websocket_refusal:
+            self.settings.logger.warning("Invalid WebSocket upgrade request.")
+            return self._send_error_response(400, ERROR_BODIES[400])
+        websocket = WebSocketProtocol(self.settings.websocket, self.state, scope, key, extensions)
+        self.state.connections.discard(self)
+        transport = self.transport
+        self.transport = None
+        self.deadline = 0.0
+        websocket.start(transport, rest)
+        return 0
+
     def _warn_upgrade(self, bytes upgrade):
         self.settings.logger.warning("Unsupported upgrade request.")
         if upgrade.lower() == b"websocket":
             self.settings.logger.warning(
-                "WebSocket support is not available in this version of cppcorn; "
-                "the request is served as plain HTTP.")
+                "WebSockets are off (--ws none, or a WSGI application): "
+                "the upgrade request is served as plain HTTP.")
 
     cdef int on_body(self, const char* data, size_t length) except -1:
         cdef RequestCycle cycle = self.cycle
-        if cycle.response_complete or cycle.disconnected:
+        if cycle is None or cycle.response_complete or cycle.disconnected:
             return 0  # the application is done with this request: drop it
         cycle.body_chunks.append(PyBytes_FromStringAndSize(data, length))
         cycle.body_size += length
@@ -580,6 +661,8 @@ cdef class HttpProtocol(RequestEvents):
 
     cdef int on_message_complete(self) except -1:
         cdef RequestCycle cycle = self.cycle
+        if cycle is None:
+            return 0  # a WebSocket upgrade request
         cycle.message_complete = True
         if self.body_backpressure:
             self.body_backpressure = False
@@ -683,10 +766,13 @@ cdef class HttpProtocol(RequestEvents):
         return 0
 
     cdef int _write_many(self, tuple parts) except -1:
-        self.transport.writelines(parts)
+        # Separate writes, not writelines(): on Python 3.12.0-3.13.1 asyncio's
+        # writelines() skips the write-buffer limits (CPython gh-127655).
+        for part in parts:
+            self.transport.write(part)
         return 0
 
-    cdef int _send_error_response(self, int status, bytes body) except -1:
+    cdef int _send_error_response(self, int status, bytes body, bytes extra_headers=EMPTY) except -1:
         """Answer with a short plain-text error and close the connection."""
         cdef OutputBuffer out = self.out
         if self.transport.is_closing():
@@ -694,6 +780,7 @@ cdef class HttpProtocol(RequestEvents):
         out.buf.length = 0
         out.append_bytes(status_line(status))
         out.append_bytes(self.state.default_headers)
+        out.append_bytes(extra_headers)
         out.append_bytes(
             b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
             % len(body))
@@ -751,12 +838,11 @@ cdef class HttpProtocol(RequestEvents):
 
     # -- lifecycle -------------------------------------------------------
 
-    cdef int check_deadline(self, double now) except -1:
-        """Close the connection if its deadline passed: idle keep-alive
-        connections quietly, a request head that is too slow with 408."""
-        if self.deadline == 0.0 or now < self.deadline or self.transport is None:
+    cdef int on_deadline(self, double now) except -1:
+        """Close the connection: idle keep-alive connections quietly, a
+        request head that is too slow with 408."""
+        if self.transport is None:
             return 0
-        self.deadline = 0.0
         if self.idle:
             self.transport.close()
         else:

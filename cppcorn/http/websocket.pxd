@@ -1,0 +1,87 @@
+# The WebSocket protocol (RFC 6455, with permessage-deflate from RFC 7692)
+# and the ASGI websocket interface. The HTTP/1.1 protocol recognises the
+# upgrade request, builds the scope, and hands the transport over with
+# WebSocketProtocol.start().
+from cppcorn.http.byte_buffer cimport cc_buffer
+from cppcorn.http.connection cimport Connection, ServerState
+from cppcorn.http.websocket_frame cimport cc_utf8_state
+
+
+cdef class WebSocketSettings:
+    # The --ws-* options, resolved once per server.
+    cdef readonly object app
+    cdef readonly object logger
+    cdef readonly size_t max_size
+    cdef readonly size_t max_queue
+    cdef readonly double ping_interval     # 0: no keepalive pings
+    cdef readonly double ping_timeout
+    cdef readonly bint per_message_deflate
+    cdef readonly bint eager_tasks
+    cdef readonly bint reset_contextvars
+
+
+cdef class Deflate:
+    # permessage-deflate parameters agreed in the handshake, and the zlib
+    # streams that apply them.
+    cdef bytes response_header          # the Sec-WebSocket-Extensions value
+    cdef int server_window_bits
+    cdef int client_window_bits
+    cdef bint server_no_context_takeover
+    cdef bint client_no_context_takeover
+    cdef object compressor
+    cdef object decompressor
+
+    cdef bytes compress(self, bytes payload)
+    cdef bytes decompress(self, bytes payload, size_t max_size)
+
+
+cdef class WebSocketProtocol(Connection):
+    cdef WebSocketSettings settings
+    cdef object loop
+    cdef object transport
+    cdef readonly dict scope
+    cdef bytes key
+    cdef object extensions_offer      # Sec-WebSocket-Extensions, or None
+    cdef Deflate deflate
+    cdef object task
+    cdef int phase                    # CONNECTING, OPEN, CLOSING, CLOSED
+
+    # Incoming: a partial frame, the message being reassembled, the queue.
+    cdef cc_buffer inbuf
+    cdef int message_opcode           # 0: no message in progress
+    cdef bint message_compressed
+    cdef list message_chunks
+    cdef size_t message_size
+    cdef cc_utf8_state utf8
+    cdef object events                # collections.deque of ASGI messages
+    cdef list waiters
+    cdef bint connect_delivered
+    cdef dict disconnect_message
+    cdef bint reading_paused
+
+    # Outgoing
+    cdef bint close_sent
+    cdef bint writing_paused
+    cdef list drain_waiters
+    cdef object http_response         # websocket.http.response: [status, headers, body parts]
+
+    # Keepalive
+    cdef bytes ping_payload           # the ping awaiting its pong, or None
+
+    cdef int start(self, object transport, bytes rest) except -1
+    cdef size_t _parse(self, const unsigned char* data, size_t length) except? 0
+    cdef int _on_frame(self, int opcode, bint fin, bint rsv1, bytes payload) except -1
+    cdef int _on_message(self, int opcode, bytes payload) except -1
+    cdef int _on_close_frame(self, bytes payload) except -1
+    cdef int _deliver(self, dict message) except -1
+    cdef int _disconnected(self, int code, str reason) except -1
+    cdef int _fail(self, int code, str reason) except -1
+    cdef int _write_frame(self, int opcode, bytes payload, bint compress) except -1
+    cdef int _send_close(self, int code, str reason) except -1
+    cdef int _update_reading(self) except -1
+    cdef int _accept(self, dict message) except -1
+    cdef int _reject(self, int status, list headers, bytes body) except -1
+    cdef int _http_response(self, dict message) except -1
+    cdef int _release_drain_waiters(self) except -1
+    cdef int _app_finished(self, object exc) except -1
+    cdef _log_handshake(self, str outcome)

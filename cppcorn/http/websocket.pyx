@@ -1,0 +1,778 @@
+# The WebSocket protocol and the ASGI websocket interface. See websocket.pxd.
+#
+# Frames are read straight from the bytes each read brings (a partial frame
+# waits in a C buffer), unmasked in C into the bytes object the application
+# gets, and written with their header in one buffer. A message's text is
+# validated by Python's UTF-8 decoder; fragments are validated as they come
+# (RFC 6455 8.1: fail fast), by a small incremental validator in C.
+import asyncio
+import base64
+import collections
+import contextvars
+import hashlib
+import os
+import sys
+import urllib.parse
+import zlib
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.stdint cimport uint8_t
+from libc.string cimport memcpy, memmove
+
+from cppcorn.http.byte_buffer cimport cc_buffer_append, cc_buffer_free, cc_buffer_init
+from cppcorn.http.connection cimport Connection, ServerState
+from cppcorn.http.response cimport OutputBuffer, status_line, write_headers, HeadInfo
+from cppcorn.http.websocket_frame cimport (
+    CC_WS_BINARY,
+    CC_WS_CLOSE,
+    CC_WS_CONTINUATION,
+    CC_WS_PING,
+    CC_WS_PONG,
+    CC_WS_TEXT,
+    cc_utf8_feed,
+    cc_utf8_init,
+    cc_ws_frame,
+    cc_ws_parse_header,
+    cc_ws_unmask,
+    cc_ws_write_header,
+)
+
+DEF CONNECTING = 0
+DEF OPEN = 1
+DEF CLOSING = 2
+DEF CLOSED = 3
+
+# Frames up to this size are written as one bytes object with their header.
+DEF FRAME_COPY_LIMIT = 16384
+# After sending a close frame, wait this long for the peer's before dropping
+# the connection (Uvicorn's close_timeout).
+DEF CLOSE_TIMEOUT = 10.0
+
+cdef object Task = asyncio.Task
+cdef object Context = contextvars.Context
+cdef bint CREATE_TASK_TAKES_CONTEXT = sys.version_info >= (3, 11)
+
+cdef bytes ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+cdef bytes DEFLATE_TAIL = b"\x00\x00\xff\xff"
+cdef bytes EMPTY = b""
+cdef dict CONNECT = {"type": "websocket.connect"}
+
+
+class ClientDisconnected(OSError):
+    """send() after the client went away (ASGI spec 2.4: an OSError)."""
+
+
+cdef class WebSocketSettings:
+    """The WebSocket options of one server."""
+
+    def __init__(
+        self,
+        *,
+        app,
+        logger,
+        size_t max_size = 16 * 1024 * 1024,
+        size_t max_queue = 32,
+        ping_interval = 20.0,
+        ping_timeout = 20.0,
+        bint per_message_deflate = True,
+        bint eager_tasks = False,
+        bint reset_contextvars = False,
+    ):
+        self.app = app
+        self.logger = logger
+        self.max_size = max_size
+        self.max_queue = max(max_queue, 1)
+        self.ping_interval = ping_interval or 0.0
+        self.ping_timeout = ping_timeout or 0.0
+        self.per_message_deflate = per_message_deflate
+        self.eager_tasks = eager_tasks
+        self.reset_contextvars = reset_contextvars
+
+
+def accept_key(bytes key):
+    """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 4.2.2)."""
+    return base64.b64encode(hashlib.sha1(key + ACCEPT_GUID).digest())
+
+
+def valid_key(bytes key):
+    """A Sec-WebSocket-Key must be the base64 of 16 bytes."""
+    try:
+        return len(base64.b64decode(key, validate=True)) == 16
+    except ValueError:
+        return False
+
+
+cdef bint valid_close_code(int code):
+    # RFC 6455 7.4 and the IANA registry: what a peer may send.
+    return (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999)
+
+
+cdef class Deflate:
+    """permessage-deflate with the parameters one handshake agreed."""
+
+    cdef bytes compress(self, bytes payload):
+        if self.server_no_context_takeover or self.compressor is None:
+            self.compressor = zlib.compressobj(6, zlib.DEFLATED, -self.server_window_bits, 5)
+        data = self.compressor.compress(payload) + self.compressor.flush(zlib.Z_SYNC_FLUSH)
+        # The sync flush ends with 00 00 ff ff, which the message leaves out.
+        return data[:len(data) - 4] if data.endswith(DEFLATE_TAIL) else data
+
+    cdef bytes decompress(self, bytes payload, size_t max_size):
+        if self.client_no_context_takeover or self.decompressor is None:
+            self.decompressor = zlib.decompressobj(-self.client_window_bits)
+        # Bounded: a small message must not inflate past the size limit.
+        data = self.decompressor.decompress(payload + DEFLATE_TAIL, max_size + 1)
+        if len(data) > max_size or self.decompressor.unconsumed_tail:
+            raise OverflowError()
+        return data
+
+
+def _parse_extension_offers(bytes header):
+    """[(name, [(param, value or None), ...]), ...] from Sec-WebSocket-Extensions."""
+    offers = []
+    for offer in header.decode("latin-1").split(","):
+        parts = [part.strip() for part in offer.split(";")]
+        if not parts[0]:
+            continue
+        params = []
+        for part in parts[1:]:
+            name, _, value = part.partition("=")
+            value = value.strip().strip('"') if value else None
+            params.append((name.strip().lower(), value))
+        offers.append((parts[0].lower(), params))
+    return offers
+
+
+cdef Deflate negotiate_deflate(object header):
+    """Accept the first permessage-deflate offer whose parameters are valid
+    (RFC 7692 7.1), with Uvicorn's choice of 12-bit windows; None if none."""
+    cdef Deflate deflate
+    if header is None:
+        return None
+    for name, params in _parse_extension_offers(header):
+        if name != "permessage-deflate":
+            continue
+        seen = set()
+        server_bits = None
+        client_bits = None
+        client_bits_offered = False
+        server_no_takeover = False
+        client_no_takeover = False
+        valid = True
+        for param, value in params:
+            if param in seen:
+                valid = False
+                break
+            seen.add(param)
+            if param == "server_no_context_takeover" and value is None:
+                server_no_takeover = True
+            elif param == "client_no_context_takeover" and value is None:
+                client_no_takeover = True
+            elif param == "server_max_window_bits" and value is not None and value.isdigit() \
+                    and 8 <= int(value) <= 15:
+                server_bits = int(value)
+            elif param == "client_max_window_bits" and (
+                    value is None or (value.isdigit() and 8 <= int(value) <= 15)):
+                client_bits_offered = True
+                client_bits = int(value) if value is not None else None
+            else:
+                valid = False
+                break
+        if not valid:
+            continue
+        if server_bits == 8:
+            # zlib cannot compress with an 8-bit window: decline this offer.
+            continue
+        deflate = Deflate.__new__(Deflate)
+        deflate.server_window_bits = min(server_bits or 12, 12)
+        deflate.client_window_bits = 15
+        response = ["permessage-deflate"]
+        if server_no_takeover:
+            response.append("server_no_context_takeover")
+        if client_no_takeover:
+            response.append("client_no_context_takeover")
+        response.append(f"server_max_window_bits={deflate.server_window_bits}")
+        if client_bits_offered:
+            deflate.client_window_bits = min(client_bits or 12, 12)
+            response.append(f"client_max_window_bits={deflate.client_window_bits}")
+        deflate.server_no_context_takeover = server_no_takeover
+        deflate.client_no_context_takeover = client_no_takeover
+        deflate.response_header = "; ".join(response).encode("latin-1")
+        return deflate
+    return None
+
+
+cdef class WebSocketProtocol(Connection):
+    """One WebSocket connection: frames in and out, and the ASGI app."""
+
+    def __cinit__(self):
+        if cc_buffer_init(&self.inbuf, 4096):
+            raise MemoryError()
+
+    def __dealloc__(self):
+        cc_buffer_free(&self.inbuf)
+
+    def __init__(self, WebSocketSettings settings not None, ServerState state not None, dict scope,
+                 bytes key, extensions_offer):
+        self.settings = settings
+        self.state = state
+        self.scope = scope
+        self.key = key
+        self.extensions_offer = extensions_offer
+        self.loop = asyncio.get_running_loop()
+        self.events = collections.deque()
+        self.waiters = []
+        self.drain_waiters = []
+        self.message_chunks = []
+
+    cdef int start(self, object transport, bytes rest) except -1:
+        """Take over the transport from the HTTP protocol and run the app;
+        `rest` holds bytes that arrived after the upgrade request."""
+        cdef WebSocketSettings settings = self.settings
+        self.transport = transport
+        self.state.connections.add(self)
+        transport.set_protocol(self)
+        coroutine = self.run_asgi()
+        context = Context() if settings.reset_contextvars else None
+        if settings.eager_tasks:
+            task = Task(coroutine, loop=self.loop, context=context, eager_start=True)
+        elif context is not None and CREATE_TASK_TAKES_CONTEXT:
+            task = self.loop.create_task(coroutine, context=context)
+        elif context is not None:
+            task = context.run(self.loop.create_task, coroutine)
+        else:
+            task = self.loop.create_task(coroutine)
+        if not task.done():
+            self.task = task
+            self.state.tasks.add(task)
+        if rest:
+            self.data_received(rest)
+        return 0
+
+    async def run_asgi(self):
+        exc = None
+        try:
+            result = await self.settings.app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            # send() after the client left, not handled by the app: the
+            # connection is over either way, and that is no app error.
+            result = None
+        except BaseException as error:
+            exc = error
+            result = None
+        try:
+            if result is not None:
+                self.settings.logger.error("ASGI callable should return None, but returned '%s'.", result)
+            self._app_finished(exc)
+        finally:
+            if self.task is not None:
+                self.state.tasks.discard(self.task)
+                self.task = None
+
+    cdef int _app_finished(self, object exc) except -1:
+        logger = self.settings.logger
+        if exc is not None:
+            logger.error("Exception in ASGI application\n", exc_info=exc)
+        if self.phase == CONNECTING and self.http_response is None:
+            if exc is None:
+                logger.error("ASGI callable returned without completing handshake.")
+            self._reject(500, [(b"content-type", b"text/plain; charset=utf-8")], b"Internal Server Error")
+        elif self.phase == CONNECTING:
+            # A denial response the application did not finish.
+            self.transport.close()
+        elif self.phase == OPEN:
+            # 1011 for a failure, a normal close for an app that just returned.
+            self._send_close(1011 if exc is not None else 1000, "")
+        return 0
+
+    # -- asyncio.Protocol ------------------------------------------------
+
+    def connection_made(self, transport):
+        # Never called: start() takes the transport over from HTTP.
+        self.transport = transport
+
+    def data_received(self, data):
+        cdef const unsigned char* pointer
+        cdef size_t length, consumed
+        if type(data) is not bytes:
+            data = bytes(data)
+        if self.phase == CLOSED:
+            return
+        pointer = <const unsigned char*>PyBytes_AS_STRING(data)
+        length = <size_t>PyBytes_GET_SIZE(data)
+        if self.phase == CONNECTING:
+            # The client should wait for our 101 before sending frames. Keep
+            # what it sent for after the handshake, and read no more until
+            # then, so that this stays one read's worth.
+            if cc_buffer_append(&self.inbuf, <const char*>pointer, length):
+                raise MemoryError()
+            if not self.reading_paused:
+                self.reading_paused = True
+                self.transport.pause_reading()
+            return
+        if self.inbuf.length == 0:
+            consumed = self._parse(pointer, length)
+            if consumed < length and self.phase != CLOSED:
+                if cc_buffer_append(&self.inbuf, <const char*>(pointer + consumed), length - consumed):
+                    raise MemoryError()
+            return
+        if cc_buffer_append(&self.inbuf, <const char*>pointer, length):
+            raise MemoryError()
+        consumed = self._parse(<const unsigned char*>self.inbuf.data, self.inbuf.length)
+        if self.phase == CLOSED:
+            self.inbuf.length = 0
+        else:
+            memmove(self.inbuf.data, self.inbuf.data + consumed, self.inbuf.length - consumed)
+            self.inbuf.length -= consumed
+
+    def eof_received(self):
+        return None  # the transport closes; connection_lost() follows
+
+    def connection_lost(self, exc):
+        self.state.connections.discard(self)
+        self.deadline = 0.0
+        if self.phase != CLOSED:
+            # Gone without a close frame: 1006 (RFC 6455 7.1.5).
+            self.phase = CLOSED
+            self._disconnected(1006, "")
+        self._release_drain_waiters()
+
+    def pause_writing(self):
+        self.writing_paused = True
+
+    def resume_writing(self):
+        self.writing_paused = False
+        self._release_drain_waiters()
+
+    cdef int _release_drain_waiters(self) except -1:
+        cdef list waiters = self.drain_waiters
+        if waiters:
+            self.drain_waiters = []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+        return 0
+
+    # -- reading frames --------------------------------------------------
+
+    cdef size_t _parse(self, const unsigned char* data, size_t length) except? 0:
+        """Handle every complete frame in data[0:length]; returns how many
+        bytes were consumed (the rest is an incomplete frame)."""
+        cdef size_t position = 0
+        cdef long header_length
+        cdef cc_ws_frame frame
+        cdef bytes payload
+        cdef size_t size
+        cdef size_t max_size = self.settings.max_size
+        while position < length and self.phase != CLOSED:
+            header_length = cc_ws_parse_header(data + position, length - position, &frame)
+            if header_length == 0:
+                break
+            if header_length < 0:
+                self._fail(1002, "invalid frame length")
+                break
+            if not frame.masked:
+                self._fail(1002, "unmasked frame from client")
+                break
+            if frame.rsv2 or frame.rsv3:
+                self._fail(1002, "reserved bits must be 0")
+                break
+            if frame.opcode >= 8:
+                if frame.opcode != CC_WS_CLOSE and frame.opcode != CC_WS_PING and frame.opcode != CC_WS_PONG:
+                    self._fail(1002, "unknown opcode")
+                    break
+                if not frame.fin or frame.payload_length > 125:
+                    self._fail(1002, "invalid control frame")
+                    break
+                if frame.rsv1:
+                    self._fail(1002, "reserved bits must be 0")
+                    break
+            elif frame.opcode == CC_WS_TEXT or frame.opcode == CC_WS_BINARY:
+                if self.message_opcode:
+                    self._fail(1002, "expected a continuation frame")
+                    break
+                if frame.rsv1 and self.deflate is None:
+                    self._fail(1002, "reserved bits must be 0")
+                    break
+            elif frame.opcode == CC_WS_CONTINUATION:
+                if not self.message_opcode:
+                    self._fail(1002, "unexpected continuation frame")
+                    break
+                if frame.rsv1:
+                    self._fail(1002, "reserved bits must be 0")
+                    break
+            else:
+                self._fail(1002, "unknown opcode")
+                break
+            if frame.opcode < 8 and frame.payload_length + self.message_size > max_size:
+                # Control frames may come between fragments and do not count.
+                self._fail(1009, f"frame exceeds limit of {max_size} bytes")
+                break
+            size = <size_t>frame.payload_length
+            if length - position - <size_t>header_length < size:
+                break  # wait for the rest of the frame
+            payload = PyBytes_FromStringAndSize(NULL, size)
+            cc_ws_unmask(<uint8_t*>PyBytes_AS_STRING(payload), data + position + header_length, size, frame.mask, 0)
+            position += <size_t>header_length + size
+            self._on_frame(frame.opcode, frame.fin, frame.rsv1, payload)
+        return position
+
+    cdef int _on_frame(self, int opcode, bint fin, bint rsv1, bytes payload) except -1:
+        cdef size_t size = <size_t>PyBytes_GET_SIZE(payload)
+        if opcode == CC_WS_PING:
+            if self.phase == OPEN:
+                self._write_frame(CC_WS_PONG, payload, False)
+            return 0
+        if opcode == CC_WS_PONG:
+            if self.ping_payload is not None and payload == self.ping_payload:
+                self.ping_payload = None
+                self.deadline = self.state.now + self.settings.ping_interval if self.settings.ping_interval else 0.0
+            return 0
+        if opcode == CC_WS_CLOSE:
+            return self._on_close_frame(payload)
+        if opcode != CC_WS_CONTINUATION:
+            if fin:
+                # The common case: a whole message in one frame.
+                if rsv1:
+                    try:
+                        payload = self.deflate.decompress(payload, self.settings.max_size)
+                    except OverflowError:
+                        return self._fail(1009, f"message exceeds limit of {self.settings.max_size} bytes")
+                    except zlib.error:
+                        return self._fail(1007, "invalid compressed data")
+                return self._on_message(opcode, payload)
+            self.message_opcode = opcode
+            self.message_compressed = rsv1
+            self.message_chunks = [payload]
+            self.message_size = size
+            if opcode == CC_WS_TEXT and not rsv1:
+                cc_utf8_init(&self.utf8)
+                if cc_utf8_feed(&self.utf8, <uint8_t*>PyBytes_AS_STRING(payload), size):
+                    return self._fail(1007, "invalid UTF-8 in text message")
+            return 0
+        self.message_chunks.append(payload)
+        self.message_size += size
+        if self.message_opcode == CC_WS_TEXT and not self.message_compressed:
+            if cc_utf8_feed(&self.utf8, <uint8_t*>PyBytes_AS_STRING(payload), size):
+                return self._fail(1007, "invalid UTF-8 in text message")
+        if not fin:
+            return 0
+        opcode = self.message_opcode
+        payload = EMPTY.join(self.message_chunks)
+        self.message_opcode = 0
+        self.message_chunks = []
+        self.message_size = 0
+        if self.message_compressed:
+            try:
+                payload = self.deflate.decompress(payload, self.settings.max_size)
+            except OverflowError:
+                return self._fail(1009, f"message exceeds limit of {self.settings.max_size} bytes")
+            except zlib.error:
+                return self._fail(1007, "invalid compressed data")
+        return self._on_message(opcode, payload)
+
+    cdef int _on_message(self, int opcode, bytes payload) except -1:
+        cdef str text
+        if opcode == CC_WS_TEXT:
+            try:
+                text = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload), NULL)
+            except UnicodeDecodeError:
+                return self._fail(1007, "invalid UTF-8 in text message")
+            return self._deliver({"type": "websocket.receive", "text": text})
+        return self._deliver({"type": "websocket.receive", "bytes": payload})
+
+    cdef int _on_close_frame(self, bytes payload) except -1:
+        cdef size_t size = <size_t>PyBytes_GET_SIZE(payload)
+        cdef int code = 1005
+        cdef str reason = ""
+        if size == 1:
+            return self._fail(1002, "invalid close frame")
+        if size >= 2:
+            code = (<uint8_t>payload[0] << 8) | <uint8_t>payload[1]
+            if not valid_close_code(code):
+                return self._fail(1002, "invalid close code")
+            try:
+                reason = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(payload) + 2, size - 2, NULL)
+            except UnicodeDecodeError:
+                return self._fail(1007, "invalid UTF-8 in close reason")
+        if not self.close_sent:
+            # Echo the close (RFC 6455 5.5.1), then the connection ends.
+            self._send_close(1000 if code == 1005 else code, "")
+        self.phase = CLOSED
+        self.transport.close()
+        return self._disconnected(code, reason)
+
+    cdef int _fail(self, int code, str reason) except -1:
+        """Fail the connection for a protocol error (RFC 6455 7.1.7)."""
+        if self.phase == CLOSED:
+            return 0
+        self.settings.logger.info("WebSocket connection failed: %s (%d).", reason, code)
+        if not self.close_sent:
+            self._send_close(code, reason)
+        self.phase = CLOSED
+        self.transport.close()
+        return self._disconnected(code, reason)
+
+    # -- receive ---------------------------------------------------------
+
+    cdef int _deliver(self, dict message) except -1:
+        cdef object waiter
+        while self.waiters:
+            waiter = self.waiters.pop(0)
+            if not waiter.done():
+                waiter.set_result(message)
+                return 0
+        self.events.append(message)
+        self._update_reading()
+        return 0
+
+    cdef int _disconnected(self, int code, str reason) except -1:
+        """The connection is over: every present and future receive() gets
+        websocket.disconnect with this code."""
+        if self.disconnect_message is not None:
+            return 0
+        self.deadline = 0.0
+        self.settings.logger.info("connection closed")
+        self.disconnect_message = {"type": "websocket.disconnect", "code": code, "reason": reason}
+        waiters = self.waiters
+        self.waiters = []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(self.disconnect_message)
+        return 0
+
+    cdef int _update_reading(self) except -1:
+        """Bounded incoming queue (--ws-max-queue): stop reading while the
+        application is that many messages behind."""
+        cdef bint pause = <size_t>len(self.events) >= self.settings.max_queue and self.phase == OPEN
+        if pause != self.reading_paused and not self.transport.is_closing():
+            self.reading_paused = pause
+            if pause:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
+        return 0
+
+    async def receive(self):
+        if not self.connect_delivered:
+            self.connect_delivered = True
+            return CONNECT
+        if self.events:
+            message = self.events.popleft()
+            if self.reading_paused:
+                self._update_reading()
+            return message
+        if self.disconnect_message is not None:
+            return self.disconnect_message
+        waiter = self.loop.create_future()
+        self.waiters.append(waiter)
+        return await waiter
+
+    # -- send ------------------------------------------------------------
+
+    async def send(self, message):
+        if type(message) is not dict and not isinstance(message, dict):
+            raise RuntimeError(f"ASGI message must be a dict, got {type(message).__name__}.")
+        message_type = message.get("type")
+        if self.phase == CONNECTING:
+            if self.http_response is not None:
+                if message_type != "websocket.http.response.body":
+                    raise RuntimeError(
+                        f"Expected ASGI message 'websocket.http.response.body', but got '{message_type}'.")
+                self._http_response(message)
+            elif message_type == "websocket.accept":
+                self._accept(message)
+            elif message_type == "websocket.close":
+                self._log_handshake("403")
+                self.settings.logger.info("connection rejected (403 Forbidden)")
+                self._reject(403, [(b"content-type", b"text/plain; charset=utf-8")], EMPTY)
+            elif message_type == "websocket.http.response.start":
+                self._http_response(message)
+            else:
+                raise RuntimeError(
+                    "Expected ASGI message 'websocket.accept', 'websocket.close' or "
+                    f"'websocket.http.response.start', but got '{message_type}'.")
+            return
+        if self.phase != OPEN or self.close_sent:
+            raise ClientDisconnected("The WebSocket connection is closed.")
+        if message_type == "websocket.send":
+            data = message.get("bytes")
+            text = message.get("text")
+            if data is not None and text is None:
+                if type(data) is not bytes:
+                    if not isinstance(data, (bytes, bytearray, memoryview)):
+                        raise RuntimeError(f"'websocket.send' bytes must be bytes, got {type(data).__name__}.")
+                    data = bytes(data)
+                self._write_frame(CC_WS_BINARY, data, True)
+            elif text is not None and data is None:
+                if type(text) is not str:
+                    raise RuntimeError(f"'websocket.send' text must be str, got {type(text).__name__}.")
+                self._write_frame(CC_WS_TEXT, (<str>text).encode("utf-8"), True)
+            else:
+                raise RuntimeError("'websocket.send' needs exactly one of 'bytes' and 'text'.")
+            if self.writing_paused and self.phase == OPEN:
+                # The client reads slower than the application writes.
+                waiter = self.loop.create_future()
+                self.drain_waiters.append(waiter)
+                await waiter
+        elif message_type == "websocket.close":
+            code = message.get("code", 1000)
+            reason = message.get("reason") or ""
+            self._send_close(code, reason)
+        else:
+            raise RuntimeError(
+                f"Expected ASGI message 'websocket.send' or 'websocket.close', but got '{message_type}'.")
+
+    cdef _log_handshake(self, str outcome):
+        scope = self.scope
+        client = scope.get("client")
+        path = urllib.parse.quote(scope["path"])
+        if scope["query_string"]:
+            path = f"{path}?{scope['query_string'].decode('ascii', 'replace')}"
+        self.settings.logger.info(
+            '%s - "WebSocket %s" %s', "%s:%d" % (client[0], client[1]) if client else "", path, outcome)
+
+    cdef int _accept(self, dict message) except -1:
+        cdef OutputBuffer out = OutputBuffer()
+        cdef HeadInfo info
+        subprotocol = message.get("subprotocol")
+        if self.settings.per_message_deflate:
+            self.deflate = negotiate_deflate(self.extensions_offer)
+        out.append_bytes(status_line(101))
+        out.append_bytes(self.state.default_headers)
+        out.append_bytes(b"upgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ")
+        out.append_bytes(accept_key(self.key))
+        out.append(b"\r\n", 2)
+        if subprotocol is not None:
+            if not isinstance(subprotocol, str):
+                raise RuntimeError(f"'websocket.accept' subprotocol must be a str, got {subprotocol!r}.")
+            out.append_bytes(b"sec-websocket-protocol: " + subprotocol.encode("latin-1") + b"\r\n")
+        if self.deflate is not None:
+            out.append_bytes(b"sec-websocket-extensions: " + self.deflate.response_header + b"\r\n")
+        write_headers(out, message.get("headers"), &info)
+        out.append(b"\r\n", 2)
+        self.transport.write(out.take())
+        self.phase = OPEN
+        self._log_handshake("[accepted]")
+        self.settings.logger.info("connection open")
+        if self.settings.ping_interval:
+            self.deadline = self.state.now + self.settings.ping_interval
+        if self.inbuf.length:
+            # Frames the client sent before our 101.
+            pending = PyBytes_FromStringAndSize(self.inbuf.data, self.inbuf.length)
+            self.inbuf.length = 0
+            self.data_received(pending)
+        self._update_reading()
+        return 0
+
+    cdef int _reject(self, int status, list headers, bytes body) except -1:
+        """Answer the handshake with a plain HTTP response and close."""
+        cdef OutputBuffer out = OutputBuffer()
+        cdef HeadInfo info
+        out.append_bytes(status_line(status))
+        out.append_bytes(self.state.default_headers)
+        write_headers(out, headers, &info)
+        if info.content_length < 0:
+            out.append_bytes(b"content-length: %d\r\n" % len(body))
+        out.append_bytes(b"connection: close\r\n\r\n")
+        out.append_bytes(body)
+        self.transport.write(out.take())
+        self.transport.close()
+        self.phase = CLOSED
+        return self._disconnected(1006, "")
+
+    cdef int _http_response(self, dict message) except -1:
+        """The websocket.http.response extension: a custom HTTP response
+        instead of the handshake. The body is gathered, then sent whole."""
+        if self.http_response is None:
+            status = message.get("status")
+            if type(status) is not int or not 100 <= status <= 599:
+                raise RuntimeError(f"'websocket.http.response.start' status must be an int in 100..599, got {status!r}.")
+            self.http_response = [status, list(message.get("headers") or []), []]
+            return 0
+        body = message.get("body", EMPTY)
+        if not isinstance(body, (bytes, bytearray, memoryview)):
+            raise RuntimeError(f"'websocket.http.response.body' body must be bytes, got {type(body).__name__}.")
+        self.http_response[2].append(bytes(body))
+        if not message.get("more_body", False):
+            status, headers, parts = self.http_response
+            self._log_handshake(str(status))
+            self._reject(status, headers, EMPTY.join(parts))
+        return 0
+
+    cdef int _write_frame(self, int opcode, bytes payload, bint compress) except -1:
+        cdef uint8_t header[10]
+        cdef size_t header_length, size
+        cdef bint rsv1 = False
+        cdef bytes frame
+        if compress and self.deflate is not None:
+            payload = self.deflate.compress(payload)
+            rsv1 = True
+        size = <size_t>PyBytes_GET_SIZE(payload)
+        header_length = cc_ws_write_header(header, 1, rsv1, opcode, size)
+        if size <= FRAME_COPY_LIMIT:
+            frame = PyBytes_FromStringAndSize(NULL, header_length + size)
+            memcpy(PyBytes_AS_STRING(frame), header, header_length)
+            memcpy(PyBytes_AS_STRING(frame) + header_length, PyBytes_AS_STRING(payload), size)
+            self.transport.write(frame)
+        else:
+            # Two writes, not writelines(): on Python 3.12.0-3.13.1 asyncio's
+            # writelines() skips the write-buffer limits (CPython gh-127655).
+            self.transport.write(PyBytes_FromStringAndSize(<char*>header, header_length))
+            self.transport.write(payload)
+        return 0
+
+    cdef int _send_close(self, int code, str reason) except -1:
+        cdef bytes encoded = reason.encode("utf-8")
+        if self.close_sent:
+            return 0
+        if len(encoded) > 123:
+            # A control frame carries at most 125 bytes: cut the reason at a
+            # character boundary so that it stays valid UTF-8.
+            encoded = encoded[:123].decode("utf-8", "ignore").encode("utf-8")
+        self.close_sent = True
+        self._write_frame(CC_WS_CLOSE, bytes([code >> 8, code & 0xff]) + encoded, False)
+        if self.phase == OPEN:
+            # Wait for the peer's close frame, but not forever.
+            self.phase = CLOSING
+            self.deadline = self.state.now + CLOSE_TIMEOUT
+        return 0
+
+    # -- lifecycle -------------------------------------------------------
+
+    cdef int on_deadline(self, double now) except -1:
+        if self.phase == CLOSING:
+            self.phase = CLOSED
+            self.transport.abort()
+            return self._disconnected(1006, "")
+        if self.phase != OPEN:
+            return 0
+        if self.ping_payload is not None:
+            # No pong in time: the peer is gone or stuck.
+            return self._fail(1011, "keepalive ping timeout")
+        payload = os.urandom(4)
+        self._write_frame(CC_WS_PING, payload, False)
+        if self.settings.ping_timeout:
+            self.ping_payload = payload
+            self.deadline = now + self.settings.ping_timeout
+        else:
+            # No timeout: keep pinging (keeps proxies from idling us out).
+            self.deadline = now + self.settings.ping_interval
+        return 0
+
+    def shutdown(self):
+        """Graceful shutdown: 1012 (service restart) to open connections."""
+        if self.phase == OPEN:
+            # As Uvicorn: the close frame, then the connection ends without
+            # waiting for the client's answer.
+            self._send_close(1012, "")
+            self.phase = CLOSED
+            self.transport.close()
+            self._disconnected(1012, "")
+        elif self.phase == CONNECTING:
+            self._reject(500, [(b"content-type", b"text/plain; charset=utf-8")], b"Internal Server Error")
+
+    def abort(self):
+        if self.transport is not None:
+            self.transport.abort()
