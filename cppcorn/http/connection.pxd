@@ -17,7 +17,15 @@ cdef class ServerState:
 
 cdef class Connection:
     cdef ServerState state
+    cdef object loop
+    cdef object transport
     # When on_deadline() is due, on state.now; 0 means none.
     cdef double deadline
+    # Write backpressure: the transport's buffer is over its high-water mark,
+    # and the futures of send() calls waiting for it to drain.
+    cdef bint writing_paused
+    cdef list drain_waiters
 
     cdef int on_deadline(self, double now) except -1
+    cdef object drained(self)
+    cdef int _release_drain_waiters(self) except -1

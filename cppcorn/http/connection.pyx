@@ -24,5 +24,34 @@ cdef class ServerState:
 cdef class Connection:
     """A client connection of a server (subclassed per protocol)."""
 
+    def __cinit__(self):
+        self.drain_waiters = []
+
     cdef int on_deadline(self, double now) except -1:
+        return 0
+
+    # asyncio calls these when the transport's write buffer crosses its
+    # high-water mark and falls back below its low-water mark.
+
+    def pause_writing(self):
+        self.writing_paused = True
+
+    def resume_writing(self):
+        self.writing_paused = False
+        self._release_drain_waiters()
+
+    cdef object drained(self):
+        """A future that completes once writing may go on. Each caller gets
+        its own, so that cancelling one waiter cancels no other."""
+        waiter = self.loop.create_future()
+        self.drain_waiters.append(waiter)
+        return waiter
+
+    cdef int _release_drain_waiters(self) except -1:
+        cdef list waiters = self.drain_waiters
+        if waiters:
+            self.drain_waiters = []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
         return 0

@@ -66,8 +66,6 @@ cdef class HttpProtocol(Connection):
     cdef HttpSettings settings
     cdef RequestParser parser
     cdef OutputBuffer out
-    cdef object loop
-    cdef object transport
     cdef object context
     cdef readonly tuple client
     cdef readonly tuple server
@@ -85,10 +83,6 @@ cdef class HttpProtocol(Connection):
     cdef bint body_backpressure
     cdef bint eof
 
-    # Writing
-    cdef bint writing_paused
-    cdef list drain_waiters       # futures of send() calls that wait
-
     cdef bint idle              # between requests, nothing received yet
 
     # A WebSocket upgrade request: (scope, key, extensions offer), and the
@@ -102,7 +96,6 @@ cdef class HttpProtocol(Connection):
     cdef int _request_finished(self, bint more_data) except -1
     cdef int _response_complete(self) except -1
     cdef int _update_reading(self) except -1
-    cdef int _release_drain_waiters(self) except -1
     cdef int _write(self, bytes data) except -1
     cdef int _write_many(self, tuple parts) except -1
     cdef int _websocket_request(self, str path, bytes raw_path, bytes query_string, list headers) except -1

@@ -256,9 +256,7 @@ cdef class RequestCycle:
         if protocol.writing_paused and not self.disconnected:
             # The client reads slower than the application writes: wait until
             # the transport's buffer drains below its low-water mark.
-            waiter = protocol.loop.create_future()
-            protocol.drain_waiters.append(waiter)
-            await waiter
+            await protocol.drained()
 
     cdef int _start_response(self, dict message) except -1:
         cdef HttpProtocol protocol = self.protocol
@@ -383,7 +381,6 @@ cdef class HttpProtocol(Connection):
         self.parser = RequestParser.create(<void*>self, PARSER_CALLBACKS, settings.max_head_size)
         self.out = OutputBuffer()
         self.loop = asyncio.get_running_loop()
-        self.drain_waiters = []
 
     # -- asyncio.Protocol ------------------------------------------------
 
@@ -441,22 +438,6 @@ cdef class HttpProtocol(Connection):
         if type(data) is not bytes:
             data = bytes(data)
         self._feed_bytes(<bytes>data, 0)
-
-    def pause_writing(self):
-        self.writing_paused = True
-
-    cdef int _release_drain_waiters(self) except -1:
-        cdef list waiters = self.drain_waiters
-        if waiters:
-            self.drain_waiters = []
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
-        return 0
-
-    def resume_writing(self):
-        self.writing_paused = False
-        self._release_drain_waiters()
 
     # -- parsing ---------------------------------------------------------
 

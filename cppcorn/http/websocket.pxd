@@ -37,8 +37,6 @@ cdef class Deflate:
 
 cdef class WebSocketProtocol(Connection):
     cdef WebSocketSettings settings
-    cdef object loop
-    cdef object transport
     cdef readonly dict scope
     cdef bytes key
     cdef object extensions_offer      # Sec-WebSocket-Extensions, or None
@@ -61,8 +59,6 @@ cdef class WebSocketProtocol(Connection):
 
     # Outgoing
     cdef bint close_sent
-    cdef bint writing_paused
-    cdef list drain_waiters
     cdef object http_response         # websocket.http.response: [status, headers, body parts]
 
     # Keepalive
@@ -71,7 +67,7 @@ cdef class WebSocketProtocol(Connection):
     cdef int start(self, object transport, bytes rest) except -1
     cdef size_t _parse(self, const unsigned char* data, size_t length) except? 0
     cdef int _on_frame(self, int opcode, bint fin, bint rsv1, bytes payload) except -1
-    cdef int _on_message(self, int opcode, bytes payload) except -1
+    cdef int _on_message(self, int opcode, bytes payload, bint compressed) except -1
     cdef int _on_close_frame(self, bytes payload) except -1
     cdef int _deliver(self, dict message) except -1
     cdef int _disconnected(self, int code, str reason) except -1
@@ -82,6 +78,5 @@ cdef class WebSocketProtocol(Connection):
     cdef int _accept(self, dict message) except -1
     cdef int _reject(self, int status, list headers, bytes body) except -1
     cdef int _http_response(self, dict message) except -1
-    cdef int _release_drain_waiters(self) except -1
     cdef int _app_finished(self, object exc) except -1
     cdef _log_handshake(self, str outcome)

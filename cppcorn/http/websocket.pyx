@@ -223,7 +223,6 @@ cdef class WebSocketProtocol(Connection):
         self.loop = asyncio.get_running_loop()
         self.events = collections.deque()
         self.waiters = []
-        self.drain_waiters = []
         self.message_chunks = []
 
     cdef int start(self, object transport, bytes rest) except -1:
@@ -338,22 +337,6 @@ cdef class WebSocketProtocol(Connection):
             self._disconnected(1006, "")
         self._release_drain_waiters()
 
-    def pause_writing(self):
-        self.writing_paused = True
-
-    def resume_writing(self):
-        self.writing_paused = False
-        self._release_drain_waiters()
-
-    cdef int _release_drain_waiters(self) except -1:
-        cdef list waiters = self.drain_waiters
-        if waiters:
-            self.drain_waiters = []
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
-        return 0
-
     # -- reading frames --------------------------------------------------
 
     cdef size_t _parse(self, const unsigned char* data, size_t length) except? 0:
@@ -434,14 +417,7 @@ cdef class WebSocketProtocol(Connection):
         if opcode != CC_WS_CONTINUATION:
             if fin:
                 # The common case: a whole message in one frame.
-                if rsv1:
-                    try:
-                        payload = self.deflate.decompress(payload, self.settings.max_size)
-                    except OverflowError:
-                        return self._fail(1009, f"message exceeds limit of {self.settings.max_size} bytes")
-                    except zlib.error:
-                        return self._fail(1007, "invalid compressed data")
-                return self._on_message(opcode, payload)
+                return self._on_message(opcode, payload, rsv1)
             self.message_opcode = opcode
             self.message_compressed = rsv1
             self.message_chunks = [payload]
@@ -463,17 +439,17 @@ cdef class WebSocketProtocol(Connection):
         self.message_opcode = 0
         self.message_chunks = []
         self.message_size = 0
-        if self.message_compressed:
+        return self._on_message(opcode, payload, self.message_compressed)
+
+    cdef int _on_message(self, int opcode, bytes payload, bint compressed) except -1:
+        cdef str text
+        if compressed:
             try:
                 payload = self.deflate.decompress(payload, self.settings.max_size)
             except OverflowError:
                 return self._fail(1009, f"message exceeds limit of {self.settings.max_size} bytes")
             except zlib.error:
                 return self._fail(1007, "invalid compressed data")
-        return self._on_message(opcode, payload)
-
-    cdef int _on_message(self, int opcode, bytes payload) except -1:
-        cdef str text
         if opcode == CC_WS_TEXT:
             try:
                 text = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload), NULL)
@@ -613,9 +589,7 @@ cdef class WebSocketProtocol(Connection):
                 raise RuntimeError("'websocket.send' needs exactly one of 'bytes' and 'text'.")
             if self.writing_paused and self.phase == OPEN:
                 # The client reads slower than the application writes.
-                waiter = self.loop.create_future()
-                self.drain_waiters.append(waiter)
-                await waiter
+                await self.drained()
         elif message_type == "websocket.close":
             code = message.get("code", 1000)
             reason = message.get("reason") or ""
