@@ -247,7 +247,7 @@ def stop_everything() -> None:
         stop(proc)
 
 
-def _exit_on_signal(signum: int, _frame: Any) -> None:
+def exit_on_signal(signum: int, _frame: Any) -> None:
     # Unwinds like Ctrl-C does, through main()'s finally, which stops everything.
     raise KeyboardInterrupt
 
@@ -496,7 +496,7 @@ class ServerUnderTest:
     def failure_summary(self) -> str:
         """One line for the table: the reason and the last line the server logged."""
         last = self.log_excerpt.strip().splitlines()[-1:] if self.log_excerpt else []
-        return _without_repo_path(": ".join([self.error or "", *last]))
+        return without_repo_path(": ".join([self.error or "", *last]))
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -711,24 +711,24 @@ def _tool_version(argv: list[str]) -> str:
     return (out.stderr or out.stdout).strip().splitlines()[0]
 
 
-def _median(values: list[float]) -> float | None:
+def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
 def summarise(server: ServerUnderTest) -> dict[str, Any]:
     clean = server.clean_runs()
     return {
-        "requests_per_s": _median([r.requests_per_s for r in clean]),
-        "p99_ms": _median([r.p99_ms for r in clean]),
-        "cpu_us_per_request": _median([r.cpu_us_per_request for r in clean]),
-        "server_cpu_percent": _median([r.server_cpu_percent for r in clean]),
-        "core_busy_percent": _median([r.core_busy_percent for r in clean]),
-        "wrk_cpu_percent": _median([r.wrk_cpu_percent for r in clean]),
+        "requests_per_s": median([r.requests_per_s for r in clean]),
+        "p99_ms": median([r.p99_ms for r in clean]),
+        "cpu_us_per_request": median([r.cpu_us_per_request for r in clean]),
+        "server_cpu_percent": median([r.server_cpu_percent for r in clean]),
+        "core_busy_percent": median([r.core_busy_percent for r in clean]),
+        "wrk_cpu_percent": median([r.wrk_cpu_percent for r in clean]),
         "clean_rounds": len(clean),
     }
 
 
-def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
+def format_value(value: float | None, spec: str, suffix: str = "") -> str:
     return "—" if value is None else format(value, spec) + suffix
 
 
@@ -758,7 +758,7 @@ def markdown_table(servers: list[ServerUnderTest], labels: tuple[str, str]) -> s
         s = summaries[server.name]
         if not server.ok and not server.runs:
             reason = server.failure_summary()
-            rows.append(f"| {server.name} | — | — | — | — | — | — | — | | | | **failed**: {_cell(reason)} |")
+            rows.append(f"| {server.name} | — | — | — | — | — | — | — | | | | **failed**: {table_cell(reason)} |")
             continue
         ratio = (f"{s['requests_per_s'] / baseline:.2f}x"
                  if baseline and s["requests_per_s"] is not None else "—")
@@ -770,18 +770,18 @@ def markdown_table(servers: list[ServerUnderTest], labels: tuple[str, str]) -> s
         if not server.ok:
             notes.append(f"**failed**: {server.failure_summary()}")
         rows.append(
-            f"| {server.name} | {_fmt(s['requests_per_s'], ',.0f')} | {ratio} "
-            f"| {_fmt(s['p99_ms'], '.2f')} | {_fmt(s['cpu_us_per_request'], '.1f')} "
-            f"| {_fmt(s['server_cpu_percent'], '.0f', '%')} | {_fmt(s['core_busy_percent'], '.0f', '%')} "
-            f"| {_fmt(s['wrk_cpu_percent'], '.0f', '%')} "
+            f"| {server.name} | {format_value(s['requests_per_s'], ',.0f')} | {ratio} "
+            f"| {format_value(s['p99_ms'], '.2f')} | {format_value(s['cpu_us_per_request'], '.1f')} "
+            f"| {format_value(s['server_cpu_percent'], '.0f', '%')} | {format_value(s['core_busy_percent'], '.0f', '%')} "
+            f"| {format_value(s['wrk_cpu_percent'], '.0f', '%')} "
             f"| {' / '.join(f'{r.requests_per_s / 1e3:.1f}k{m}' for r, m in per_round)} "
             f"| {' / '.join(f'{r.p99_ms:.2f}{m}' for r, m in per_round)} "
             f"| {' / '.join(f'{r.cpu_us_per_request:.1f}{m}' for r, m in per_round)} "
-            f"| {_cell('; '.join(notes))} |")
+            f"| {table_cell('; '.join(notes))} |")
     return "\n".join(rows)
 
 
-def _cell(text: str) -> str:
+def table_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
@@ -826,7 +826,7 @@ def to_json(env: dict[str, Any], results: dict[str, list[ServerUnderTest]]) -> d
             name: [
                 {
                     "server": s.name,
-                    "command": _portable(s.argv),
+                    "command": portable_argv(s.argv),
                     "error": s.error,
                     "log_excerpt": s.log_excerpt,
                     "notes": s.notes,
@@ -847,14 +847,14 @@ def to_json(env: dict[str, Any], results: dict[str, list[ServerUnderTest]]) -> d
 # --------------------------------------------------------------------------
 
 
-def _portable(argv: list[str]) -> list[str]:
+def portable_argv(argv: list[str]) -> list[str]:
     """The command without this machine's paths: interpreter by name, repo as '.'."""
     if not argv:
         return []
-    return [os.path.basename(argv[0]), *(_without_repo_path(a) for a in argv[1:])]
+    return [os.path.basename(argv[0]), *(without_repo_path(a) for a in argv[1:])]
 
 
-def _without_repo_path(text: str) -> str:
+def without_repo_path(text: str) -> str:
     # Reports get pasted into committed files: no paths of this machine.
     return text.replace(str(REPO_ROOT) + os.sep, "").replace(str(REPO_ROOT), ".")
 
@@ -915,8 +915,8 @@ def main() -> int:
     args = parse_args()
     for tool in ("wrk", "taskset", "nginx"):
         find_tool(tool)
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    signal.signal(signal.SIGHUP, _exit_on_signal)
+    signal.signal(signal.SIGTERM, exit_on_signal)
+    signal.signal(signal.SIGHUP, exit_on_signal)
     if args.workers == 1:
         # The harness itself sleeps while wrk runs; keep whatever it does do
         # (the /proc scans between runs) off the servers' CPU. (Not with

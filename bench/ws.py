@@ -61,22 +61,22 @@ from bench.load import (  # the path is set just above
     CLOCK_TICKS,
     HOST,
     SHARED_CORE_PERCENT,
-    _cell,
-    _exit_on_signal,
-    _fmt,
-    _median,
-    _portable,
-    _without_repo_path,
     command_line,
     core_ticks,
+    exit_on_signal,
     forget,
+    format_value,
     free_port,
     log,
+    median,
     native_modules_loaded,
+    portable_argv,
     spawn,
     stop,
     stop_everything,
+    table_cell,
     tree_cpu_seconds,
+    without_repo_path,
 )
 
 SERVERS = ("cppcorn", "uvicorn", "granian")
@@ -737,7 +737,7 @@ class ServerUnderTest:
 
     def failure_summary(self) -> str:
         last = self.log_excerpt.strip().splitlines()[-1:] if self.log_excerpt else []
-        return _without_repo_path(": ".join([self.error or "", *last]))
+        return without_repo_path(": ".join([self.error or "", *last]))
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -933,7 +933,7 @@ def run_scenario(scenario: Scenario, servers: list[ServerUnderTest], args: argpa
             scenario.results[server.name].runs.append(run)
             flag = f"  !! {', '.join(run.problems)}" if run.problems else ""
             log(f"  round {round_no} {server.name:8} {run.round_trips_per_s:>9,.0f} rt/s "
-                f"{run.mb_per_s:8.1f} MB/s  p99 {_fmt(run.p99_ms, '7.2f')} ms "
+                f"{run.mb_per_s:8.1f} MB/s  p99 {format_value(run.p99_ms, '7.2f')} ms "
                 f"{run.cpu_us_per_round_trip:7.1f} us/rt  server {run.server_cpu_percent:3.0f}% "
                 f"(core {run.core_busy_percent:3.0f}%)  client {run.client_cpu_percent:3.0f}% "
                 f"(user {run.client_user_percent:3.0f}%){flag}")
@@ -948,7 +948,7 @@ def summarise(result: ScenarioResult | None) -> dict[str, Any]:
     clean = result.clean_runs() if result else []
 
     def med(attr: str) -> float | None:
-        return _median([getattr(r, attr) for r in clean if getattr(r, attr) is not None])
+        return median([getattr(r, attr) for r in clean if getattr(r, attr) is not None])
 
     return {
         "round_trips_per_s": med("round_trips_per_s"),
@@ -981,7 +981,7 @@ def markdown_table(scenario: Scenario, servers: list[ServerUnderTest], args: arg
         s = summaries[server.name]
         if result is None or (not result.runs and not server.ok):
             rows.append(f"| {server.name} | — | — | — | — | — | — | — | — | — | | "
-                        f"| **failed**: {_cell(server.failure_summary())} |")
+                        f"| **failed**: {table_cell(server.failure_summary())} |")
             continue
         marks = [(r, "!" if r.problems else "") for r in result.runs]
         notes = [f"round {r.round}: {'; '.join(r.problems)} (not in the medians)"
@@ -1007,16 +1007,16 @@ def markdown_table(scenario: Scenario, servers: list[ServerUnderTest], args: arg
         if not server.ok:
             notes.append(f"**failed**: {server.failure_summary()}")
         rows.append(
-            f"| {server.name} | {_fmt(s['round_trips_per_s'], ',.0f')} "
+            f"| {server.name} | {format_value(s['round_trips_per_s'], ',.0f')} "
             f"| {_ratio(s['round_trips_per_s'], base.get('round_trips_per_s'))} "
-            f"| {_fmt(s['mb_per_s'], ',.1f')} | {_fmt(s['p99_ms'], '.2f')} "
-            f"| {_fmt(s['cpu_us_per_round_trip'], ',.1f')} "
+            f"| {format_value(s['mb_per_s'], ',.1f')} | {format_value(s['p99_ms'], '.2f')} "
+            f"| {format_value(s['cpu_us_per_round_trip'], ',.1f')} "
             f"| {_ratio(s['cpu_us_per_round_trip'], base.get('cpu_us_per_round_trip'))} "
-            f"| {_fmt(s['server_cpu_percent'], '.0f', '%')} | {_fmt(s['core_busy_percent'], '.0f', '%')} "
-            f"| {_fmt(s['client_cpu_percent'], '.0f', '%')} ({_fmt(s['client_user_percent'], '.0f', '%')}) "
+            f"| {format_value(s['server_cpu_percent'], '.0f', '%')} | {format_value(s['core_busy_percent'], '.0f', '%')} "
+            f"| {format_value(s['client_cpu_percent'], '.0f', '%')} ({format_value(s['client_user_percent'], '.0f', '%')}) "
             f"| {' / '.join(_short(r.round_trips_per_s) + m for r, m in marks)} "
             f"| {' / '.join(f'{r.cpu_us_per_round_trip:,.1f}{m}' for r, m in marks)} "
-            f"| {_cell('; '.join(notes))} |")
+            f"| {table_cell('; '.join(notes))} |")
     return "\n".join(rows)
 
 
@@ -1032,7 +1032,7 @@ def summary_table(scenarios: list[Scenario], servers: list[ServerUnderTest]) -> 
         cells = []
         for n in names:
             s = summarise(scenario.results.get(n))
-            cells += [_fmt(s["round_trips_per_s"], ",.0f"), _fmt(s["cpu_us_per_round_trip"], ",.1f")]
+            cells += [format_value(s["round_trips_per_s"], ",.0f"), format_value(s["cpu_us_per_round_trip"], ",.1f")]
         rows.append(f"| {scenario.name} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -1060,7 +1060,7 @@ def environment(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         out = subprocess.run([sys.executable, "-c", probe], cwd=scratch, capture_output=True, check=False,
                              text=True, timeout=30)
         versions = json.loads(out.stdout)
-        versions["cppcorn"] = _without_repo_path(versions["cppcorn"])
+        versions["cppcorn"] = without_repo_path(versions["cppcorn"])
     except (ValueError, subprocess.TimeoutExpired, KeyError):
         versions = {"error": "could not ask the interpreter"}
     try:
@@ -1095,7 +1095,7 @@ def markdown_report(env: dict[str, Any], scenarios: list[Scenario], servers: lis
         (f"- machine: {env['cpu_model']}, {env['cpus']} CPUs, Linux {env['kernel']}, "
          f"load average at start {' '.join(env['load_average_at_start'])}"),
         f"- {env['python']}; " + ", ".join(f"{k} {v[k]}" for k in v),
-        "- servers: " + "; ".join(f"{s.name}: `{' '.join(_portable(s.argv)[1:])}`" for s in servers),
+        "- servers: " + "; ".join(f"{s.name}: `{' '.join(portable_argv(s.argv)[1:])}`" for s in servers),
         (f"- method: server pinned to CPU {st['server_cpu']}, the load generator (`bench/ws.py "
          f"client`: one process, uvloop, pre-built masked frames, every echo checked byte for byte) "
          f"pinned to CPU {st['client_cpu']}. Each connection sends a binary message, waits for its "
@@ -1126,7 +1126,7 @@ def markdown_report(env: dict[str, Any], scenarios: list[Scenario], servers: lis
     for server in servers:
         if server.final_log.strip():
             lines.append(f"- {server.name} logged (last lines): "
-                         f"`{_cell(' / '.join(server.final_log.strip().splitlines()[-3:]))[:600]}`")
+                         f"`{table_cell(' / '.join(server.final_log.strip().splitlines()[-3:]))[:600]}`")
     lines += ["", "#### Summary (medians)", "", summary_table(scenarios, servers)]
     for scenario in scenarios:
         title = (f"#### {scenario.name}: {scenario.size:,}-byte binary messages, "
@@ -1139,7 +1139,7 @@ def to_json(env: dict[str, Any], scenarios: list[Scenario], servers: list[Server
     return {
         "environment": env,
         "servers": [
-            {"server": s.name, "command": _portable(s.argv), "error": s.error,
+            {"server": s.name, "command": portable_argv(s.argv), "error": s.error,
              "log_excerpt": s.log_excerpt, "final_log": s.final_log,
              "native_modules_loaded": s.native, "modules": s.modules}
             for s in servers
@@ -1220,8 +1220,8 @@ def main() -> int:
     args = parse_args()
     if shutil.which("taskset") is None:
         raise SystemExit("taskset not found: run bench/setup.sh first")
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    signal.signal(signal.SIGHUP, _exit_on_signal)
+    signal.signal(signal.SIGTERM, exit_on_signal)
+    signal.signal(signal.SIGHUP, exit_on_signal)
     # The harness only waits while the client runs; what it does do (start-up
     # checks, /proc scans) stays off the servers' CPU.
     os.sched_setaffinity(0, {args.client_cpu})
@@ -1247,7 +1247,7 @@ def main() -> int:
             for server in servers:
                 if server.alive() and server.proc is not None:
                     stop(server.proc)
-                    server.final_log = _without_repo_path(server.log_tail(40))
+                    server.final_log = without_repo_path(server.log_tail(40))
                     if server.final_log.strip():
                         log(f"  {server.name} logged:\n{server.final_log}")
     finally:
