@@ -468,8 +468,8 @@ async def run_client(args: argparse.Namespace) -> dict[str, Any]:
     gc.collect()
     gc.disable()
     server_before = tree_cpu_seconds(args.server_pid) if args.server_pid else 0.0
-    server_core_before = core_ticks(args.server_cpu)
-    client_core_before = core_ticks(args.client_cpu)
+    server_core_before = core_ticks([args.server_cpu])
+    client_core_before = core_ticks([args.client_cpu])
     usage_before = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.monotonic()
     load.running = True
@@ -489,8 +489,8 @@ async def run_client(args: argparse.Namespace) -> dict[str, Any]:
         stalled = sum(1 for c in conns if c.waiting)
     t1 = time.monotonic()
     usage_after = resource.getrusage(resource.RUSAGE_SELF)
-    client_core_after = core_ticks(args.client_cpu)
-    server_core_after = core_ticks(args.server_cpu)
+    client_core_after = core_ticks([args.client_cpu])
+    server_core_after = core_ticks([args.server_cpu])
     server_after = tree_cpu_seconds(args.server_pid) if args.server_pid else 0.0
     gc.enable()
 
