@@ -476,14 +476,30 @@ class Config:
             logger.info("cppcorn running on unix socket %s (Press CTRL+C to quit)", self.uds)
             sockets = [sock]
         else:
-            family = socket.AF_INET6 if self.host and ":" in self.host else socket.AF_INET
-            sock = socket.socket(family=family)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((self.host, self.port))
-            except OSError as exc:
-                logger.error(exc)
-                sys.exit(STARTUP_FAILURE)
+            sockets = [self.bind_tcp_socket(self.port)]
+        for sock in sockets:
+            sock.set_inheritable(True)
+            # Listen now: connections that come before a worker is serving
+            # wait in the backlog instead of being refused.
+            sock.listen(self.backlog)
+        return sockets
+
+    def bind_tcp_socket(self, port: int, reuse_port: bool = False, announce: bool = True) -> socket.socket:
+        """A socket bound to host:port (exits (3) on failure), logged as the
+        "running on" line when `announce`; with `reuse_port`, one of several
+        SO_REUSEPORT listeners on the same address."""
+        family = socket.AF_INET6 if self.host and ":" in self.host else socket.AF_INET
+        sock = socket.socket(family=family)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            sock.bind((self.host, port))
+        except OSError as exc:
+            sock.close()
+            logger.error(exc)
+            sys.exit(STARTUP_FAILURE)
+        if announce:
             address_format = "%s://[%s]:%d" if family == socket.AF_INET6 else "%s://%s:%d"
             logger.info(
                 f"cppcorn running on {address_format} (Press CTRL+C to quit)",
@@ -491,10 +507,4 @@ class Config:
                 self.host,
                 sock.getsockname()[1],
             )
-            sockets = [sock]
-        for sock in sockets:
-            sock.set_inheritable(True)
-            # Listen now: connections that come before a worker is serving
-            # wait in the backlog instead of being refused.
-            sock.listen(self.backlog)
-        return sockets
+        return sock

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from cppcorn.config import STARTUP_FAILURE, Config
 from cppcorn.http.connection import ServerState
+from cppcorn.http.parser import LLHTTP_VERSION
 from cppcorn.http.protocol import HttpProtocol, HttpSettings
 from cppcorn.http.websocket import WebSocketSettings
 
@@ -201,6 +202,12 @@ class Server:
 
         if sockets is None:
             self._log_started_message(listeners)
+        logger.info(
+            "Serving with the %s event loop, the compiled HTTP/1.1 protocol (llhttp %s)%s.",
+            type(loop).__module__.split(".")[0],
+            LLHTTP_VERSION,
+            " and WebSockets" if websocket is not None else "",
+        )
         self.started = True
 
     def _log_started_message(self, listeners: Sequence[socket.socket]) -> None:

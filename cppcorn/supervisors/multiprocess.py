@@ -320,30 +320,12 @@ class Multiprocess:
     def bind_reuse_port(self) -> socket.socket:
         """A listener for a new worker slot, on the same address as the
         others: port 0 is resolved by the first one."""
-        config = self.config
-        port = self.listeners[0].getsockname()[1] if self.listeners else config.port
-        family = socket.AF_INET6 if config.host and ":" in config.host else socket.AF_INET
-        sock = socket.socket(family)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        try:
-            sock.bind((config.host, port))
-            # Listening from now on: connections the kernel gives this slot
-            # before its worker is up wait in the queue.
-            sock.listen(config.backlog)
-        except OSError as exc:
-            sock.close()
-            logger.error(exc)
-            sys.exit(STARTUP_FAILURE)
+        port = self.listeners[0].getsockname()[1] if self.listeners else self.config.port
+        sock = self.config.bind_tcp_socket(port, reuse_port=True, announce=not self.listeners)
         sock.set_inheritable(True)
-        if not self.listeners:
-            address_format = "%s://[%s]:%d" if family == socket.AF_INET6 else "%s://%s:%d"
-            logger.info(
-                f"cppcorn running on {address_format} (Press CTRL+C to quit)",
-                "https" if config.is_ssl else "http",
-                config.host,
-                sock.getsockname()[1],
-            )
+        # Listening from now on: connections the kernel gives this slot
+        # before its worker is up wait in the queue.
+        sock.listen(self.config.backlog)
         return sock
 
     # ------------------------------------------------------------ signals
