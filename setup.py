@@ -38,6 +38,13 @@ extensions = [
     extension("cppcorn.http.websocket"),
     extension("cppcorn.http.protocol"),
 ]
+if sys.platform != "win32":
+    # cppcorn.loop's readiness core (epoll, poll); Windows gets IOCP later
+    # and until then runs on asyncio's own loops.
+    extensions += [
+        extension("cppcorn.loop.core"),
+        extension("cppcorn.loop.stream"),
+    ]
 
 setup(
     ext_modules=cythonize(

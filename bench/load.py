@@ -43,7 +43,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 HOST = "127.0.0.1"  # the only address this script ever talks to
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-SERVERS = ("cppcorn", "uvicorn", "granian", "nginx")
+SERVERS = ("cppcorn", "cppcorn-loop", "uvicorn", "granian", "nginx")
 # With --workers N > 1: cppcorn twice, sharing one listening socket (the
 # default) and with one SO_REUSEPORT listener per worker; nginx, the floor of
 # the single-process runs, is left out.
@@ -99,14 +99,14 @@ SCENARIOS = {
         "raw ASGI hello world (13-byte text/plain)",
         "bench.apps.hello:app",
         _check_hello,
-        ("cppcorn", "cppcorn-reuse-port", "uvicorn", "granian", "nginx"),
+        ("cppcorn", "cppcorn-loop", "cppcorn-reuse-port", "uvicorn", "granian", "nginx"),
     ),
     "fastapi": Scenario(
         "fastapi",
         'FastAPI hello (async handler returning {"message": "Hello, world!"} as JSON)',
         "bench.apps.fastapi_app:app",
         _check_fastapi,
-        ("cppcorn", "cppcorn-reuse-port", "uvicorn", "granian"),  # nginx has no app to run
+        ("cppcorn", "cppcorn-loop", "cppcorn-reuse-port", "uvicorn", "granian"),  # nginx has no app to run
     ),
 }
 
@@ -121,14 +121,14 @@ def server_command(name: str, scenario: Scenario, port: int, rundir: Path, worke
     # cppcorn and uvicorn run one process unless told otherwise, and then
     # only take the option above one.
     worker_args = ["--workers", str(workers)] if workers > 1 else []
-    if name in ("cppcorn", "cppcorn-reuse-port"):
+    if name in ("cppcorn", "cppcorn-loop", "cppcorn-reuse-port"):
         # --app-dir instead of running from the repo root: there, `python -m
         # cppcorn` would import the unbuilt source tree instead of the
         # installed, compiled package.
         return [py, "-m", "cppcorn", scenario.app, "--app-dir", str(REPO_ROOT),
                 "--host", HOST, "--port", str(port), "--no-access-log",
-                "--log-level", "warning", "--loop", "uvloop", *worker_args,
-                *(["--reuse-port"] if name == "cppcorn-reuse-port" else [])]
+                "--log-level", "warning", "--loop", "cppcorn" if name == "cppcorn-loop" else "uvloop",
+                *worker_args, *(["--reuse-port"] if name == "cppcorn-reuse-port" else [])]
     if name == "uvicorn":
         # Naming uvloop and httptools makes uvicorn fail instead of silently
         # falling back to asyncio/h11 when they are missing.
@@ -150,6 +150,7 @@ def server_command(name: str, scenario: Scenario, port: int, rundir: Path, worke
 # has answered a request: proof that the fast paths we asked for are in use.
 REQUIRED_NATIVE = {
     "cppcorn": ("uvloop",),
+    "cppcorn-loop": ("cppcorn/loop",),
     "cppcorn-reuse-port": ("uvloop",),
     "uvicorn": ("uvloop", "httptools"),
     "granian": ("uvloop",),

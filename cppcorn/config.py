@@ -41,7 +41,7 @@ __all__ = [
 HTTPProtocolType = Literal["auto", "h11", "httptools"]
 WSProtocolType = Literal["auto", "none", "websockets", "websockets-sansio", "wsproto"]
 LifespanType = Literal["auto", "on", "off"]
-LoopFactoryType = Literal["none", "auto", "asyncio", "uvloop"]
+LoopFactoryType = Literal["none", "auto", "asyncio", "uvloop", "cppcorn"]
 InterfaceType = Literal["auto", "asgi3", "asgi2", "wsgi"]
 
 HTTP_PROTOCOLS = ("auto", "h11", "httptools")
@@ -51,7 +51,7 @@ LIFESPAN: dict[str, type[LifespanOn] | type[LifespanOff]] = {
     "on": LifespanOn,
     "off": LifespanOff,
 }
-LOOP_NAMES = ("none", "auto", "asyncio", "uvloop")
+LOOP_NAMES = ("none", "auto", "asyncio", "uvloop", "cppcorn")
 INTERFACES = ("auto", "asgi3", "asgi2", "wsgi")
 
 SSL_PROTOCOL_VERSION: int = ssl.PROTOCOL_TLS_SERVER
@@ -91,6 +91,12 @@ def _uvloop_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     return uvloop.new_event_loop
 
 
+def _cppcorn_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    import cppcorn.loop
+
+    return cppcorn.loop.new_event_loop
+
+
 def _auto_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     try:
         return _uvloop_loop_factory()
@@ -102,6 +108,7 @@ LOOP_FACTORIES: dict[str, Callable[[], Callable[[], asyncio.AbstractEventLoop]]]
     "auto": _auto_loop_factory,
     "asyncio": _asyncio_loop_factory,
     "uvloop": _uvloop_loop_factory,
+    "cppcorn": _cppcorn_loop_factory,
 }
 
 
@@ -444,8 +451,11 @@ class Config:
         if self.loop in LOOP_FACTORIES:
             try:
                 return LOOP_FACTORIES[self.loop]()
-            except ImportError:
-                logger.error("--loop %s needs the %s package: pip install 'cppcorn[standard]'", self.loop, self.loop)
+            except ImportError as exc:
+                if self.loop == "uvloop":
+                    logger.error("--loop uvloop needs the uvloop package: pip install 'cppcorn[standard]'")
+                else:
+                    logger.error("--loop %s is not available here: %s", self.loop, exc)
                 sys.exit(STARTUP_FAILURE)
         try:
             return import_from_string(self.loop)

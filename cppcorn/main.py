@@ -104,23 +104,25 @@ def parse_header(header: str) -> tuple[str, str]:
               help="With --workers: each worker binds its own SO_REUSEPORT listener and the kernel spreads "
               "connections across them (Linux), instead of all workers sharing one socket.")
 @click.option("--loop", type=str, default="auto", show_default=True,
-              help="Event loop factory implementation: auto, asyncio, uvloop, none, or module:factory.")
+              help="Event loop factory implementation: auto, asyncio, uvloop, cppcorn (the compiled loop), none, "
+              "or module:factory.")
 @click.option("--http", type=str, default="auto", show_default=True,
               help="HTTP protocol implementation. cppcorn always uses its compiled llhttp protocol; "
               "auto, httptools and h11 are accepted for compatibility.")
 @click.option("--http2", is_flag=True, default=False, help="Enable HTTP/2. [not supported: refused]")
 @click.option("--ws", type=str, default="auto", show_default=True,
-              help="WebSocket protocol implementation. [not supported yet: upgrades are served as plain HTTP]")
+              help="WebSocket protocol implementation: auto, none, websockets, websockets-sansio or wsproto. "
+              "Every choice but none is served by cppcorn's compiled WebSocket protocol.")
 @click.option("--ws-max-size", type=int, default=16777216, show_default=True,
-              help="WebSocket max size message in bytes. [not supported yet]")
+              help="WebSocket max size message in bytes.")
 @click.option("--ws-max-queue", type=int, default=32, show_default=True,
-              help="The maximum length of the WebSocket message queue. [not supported yet]")
+              help="The maximum length of the WebSocket message queue.")
 @click.option("--ws-ping-interval", type=float, default=20.0, show_default=True,
-              help="WebSocket ping interval in seconds. [not supported yet]")
+              help="WebSocket ping interval in seconds.")
 @click.option("--ws-ping-timeout", type=float, default=20.0, show_default=True,
-              help="WebSocket ping timeout in seconds. [not supported yet]")
+              help="WebSocket ping timeout in seconds.")
 @click.option("--ws-per-message-deflate", type=bool, default=True, show_default=True,
-              help="WebSocket per-message-deflate compression. [not supported yet]")
+              help="WebSocket per-message-deflate compression.")
 @click.option("--lifespan", type=LIFESPAN_CHOICES, default="auto", show_default=True,
               help="Lifespan implementation.")
 @click.option("--interface", type=INTERFACE_CHOICES, default="auto", show_default=True,

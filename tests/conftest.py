@@ -35,7 +35,14 @@ except ImportError:  # uvloop is not available on every platform
 # are POSIX facilities.
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals, Unix sockets or fd passing")
 
-LOOPS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
+try:
+    import cppcorn.loop  # noqa: F401  (only: does it import here?)
+except ImportError:  # no backend on this platform yet (Windows)
+    HAVE_CPPCORN_LOOP = False
+else:
+    HAVE_CPPCORN_LOOP = True
+
+LOOPS = ["asyncio"] + (["uvloop"] if uvloop is not None else []) + (["cppcorn"] if HAVE_CPPCORN_LOOP else [])
 
 STARTUP_TIMEOUT = 10.0
 SHUTDOWN_TIMEOUT = 10.0

@@ -321,6 +321,10 @@ def test_config_loop_selects_the_event_loop(serve, loop):
     assert httpx.get(server.url, timeout=5).status_code == 200
     if loop == "uvloop":
         assert isinstance(seen["loop"], uvloop.Loop)
+    elif loop == "cppcorn":
+        from cppcorn.loop import Loop
+
+        assert isinstance(seen["loop"], Loop)
     else:
         assert type(seen["loop"]).__module__.startswith("asyncio")
 

@@ -1,0 +1,123 @@
+# The compiled core of cppcorn.loop: callback handles, the ready queue, the
+# timer heap and readiness dispatch over csrc/io_poller.h. The asyncio API
+# around it (cppcorn/loop/loop.py) is a subclass of asyncio's own event loop
+# that hands these hot paths to this core; transports (stream.pyx) plug into
+# the dispatch as IOWatcher subclasses and are called without any Python
+# method lookup.
+
+cdef extern from "io_poller.h":
+    ctypedef struct cc_io_event:
+        int fd
+        unsigned events
+
+    ctypedef struct cc_poller:
+        int backend
+
+    unsigned CC_IO_READ
+    unsigned CC_IO_WRITE
+    int CC_POLLER_EPOLL
+    int CC_POLLER_POLL
+
+    int cc_poller_backend_available(int backend)
+    int cc_poller_init(cc_poller *p, int backend)
+    void cc_poller_close(cc_poller *p)
+    int cc_poller_set(cc_poller *p, int fd, unsigned old_events, unsigned new_events)
+    int cc_poller_wait(cc_poller *p, cc_io_event *out, int max, int timeout_ms) nogil
+
+
+cdef class Handle:
+    cdef readonly object _callback
+    cdef readonly tuple _args
+    cdef readonly object _context
+    cdef readonly object _loop
+    cdef public bint _cancelled
+    cdef public object _source_traceback
+    cdef object __weakref__
+
+    cdef int run(self) except -1
+    cdef list _repr_info(self)
+
+
+cdef class TimerHandle(Handle):
+    cdef readonly double _when
+    # Heap order among timers due at the same instant: first scheduled, first run.
+    cdef unsigned long long sequence
+    cdef public bint _scheduled
+
+
+cdef class IOWatcher:
+    # Whatever waits on one file descriptor: add_reader/add_writer callbacks
+    # (ReaderWriter) or a compiled transport. One watcher per descriptor.
+    cdef LoopCore core
+    cdef readonly int fd
+    # The interest registered with the poller (CC_IO_READ | CC_IO_WRITE).
+    cdef unsigned interest
+
+    # Called by the core when the descriptor is ready for `events`
+    # (already restricted to the interest).
+    cdef int on_ready(self, unsigned events) except -1
+    # Called when the core is closed with this watcher still attached.
+    cdef int on_loop_closed(self) except -1
+
+
+cdef class ReaderWriter(IOWatcher):
+    # The handles of loop.add_reader() / loop.add_writer() on one descriptor.
+    cdef Handle reader
+    cdef Handle writer
+
+
+cdef class LoopCore:
+    cdef cc_poller poller
+    cdef bint poller_open
+    cdef cc_io_event *events
+    cdef int events_capacity
+
+    # Watchers by descriptor: an owned reference in each non-NULL slot.
+    cdef void **watchers
+    cdef int watchers_capacity
+
+    # The ready queue: a ring of owned references to handles (ours, or any
+    # object with _run() and _cancelled, such as asyncio.Handle).
+    cdef void **ready
+    cdef Py_ssize_t ready_capacity
+    cdef Py_ssize_t ready_head
+    cdef Py_ssize_t ready_count
+
+    # The timer heap, ordered by (when, sequence); cancelled timers stay
+    # until they reach the top or are too many (as in asyncio).
+    cdef void **timers
+    cdef Py_ssize_t timers_capacity
+    cdef Py_ssize_t timers_count
+    cdef Py_ssize_t timers_cancelled
+    cdef unsigned long long timer_sequence
+
+    cdef bint closed_flag
+    cdef bint stopping_flag
+    cdef bint debug_flag
+    cdef readonly str backend
+
+    cdef int _release_all(self) except -1
+    cdef double now(self)
+    cdef object pop_ready(self)
+    cdef TimerHandle timer_at(self, Py_ssize_t i)
+    cdef int heap_push(self, TimerHandle timer) except -1
+    cdef TimerHandle heap_pop(self)
+    cdef void sift_down(self, Py_ssize_t i)
+    cdef int prune_cancelled_timers(self) except -1
+    cdef ReaderWriter reader_writer(self, object fileobj, bint create)
+    cdef int remove_reader_of(self, ReaderWriter rw) except -1
+    cdef int remove_writer_of(self, ReaderWriter rw) except -1
+    cdef Handle io_handle(self, callback, tuple args)
+    cdef int poll(self, int timeout_ms) except -1
+    cdef int grow_events(self) except -1
+    cdef int run_handle_timed(self, object handle) except -1
+    cdef int run_handle(self, object handle) except -1
+    cdef int push_ready(self, object handle) except -1
+    cdef Handle schedule(self, object callback, tuple args, object context)
+    cdef TimerHandle schedule_at(self, double when, object callback, tuple args, object context)
+    cdef int attach(self, IOWatcher watcher) except -1
+    cdef int detach(self, IOWatcher watcher) except -1
+    cdef int set_interest(self, IOWatcher watcher, unsigned interest) except -1
+    cdef IOWatcher watcher_for(self, int fd)
+    cdef int check_closed(self) except -1
+    cdef int report_exception(self, str message, object exc, dict extra) except -1

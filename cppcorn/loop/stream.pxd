@@ -1,0 +1,50 @@
+# Stream transports of cppcorn.loop (TCP and Unix sockets): readiness from
+# the core straight into recv()/writev(), with asyncio's transport interface
+# on top. write_bytes() is the C-level write entry point for protocols
+# compiled against this .pxd.
+
+from cppcorn.loop.core cimport IOWatcher, LoopCore
+
+
+cdef class StreamTransport(IOWatcher):
+    cdef object loop
+    cdef object sock
+    cdef object protocol
+    cdef bint buffered_protocol
+    cdef object server
+    cdef dict extra
+    # asyncio.Server (3.13) keeps its transports in a WeakSet.
+    cdef object __weakref__
+
+    cdef bint closing
+    cdef bint reading_paused
+    cdef bint eof_received
+    cdef bint eof_written
+    cdef bint protocol_paused
+    cdef int conn_lost
+
+    # Bytes waiting for the socket: immutable objects, the first one
+    # already sent up to write_offset.
+    cdef list write_queue
+    cdef Py_ssize_t write_offset
+    cdef Py_ssize_t write_size
+    cdef Py_ssize_t high_water
+    cdef Py_ssize_t low_water
+    # loop.sendfile(): waits until the queue is empty (native), or until it
+    # is back at the low-water mark (fallback: read, write, repeat).
+    cdef object empty_waiter
+    cdef object flow_waiter
+
+    cdef int write_bytes(self, const char *data, Py_ssize_t size, object owner) except -1
+    cdef int queue(self, object data, Py_ssize_t offset) except -1
+    cdef int update_interest(self) except -1
+    cdef int read_ready(self) except -1
+    cdef int read_ready_buffered(self) except -1
+    cdef int read_eof(self) except -1
+    cdef int write_ready(self) except -1
+    cdef int fatal_error(self, object exc, str message) except -1
+    cdef int force_close(self, object exc) except -1
+    cdef int maybe_pause_protocol(self) except -1
+    cdef int maybe_resume_protocol(self) except -1
+    cdef int report(self, str message, object exc) except -1
+    cdef int release_flow_waiter(self, object exc) except -1

@@ -1,0 +1,639 @@
+# Stream transports of cppcorn.loop. See stream.pxd.
+#
+# Behaviour (callback order, error messages, flow control, what close() and
+# abort() do with buffered data) follows asyncio's _SelectorSocketTransport;
+# the differences are mechanical: reads land in one per-process buffer and
+# become a bytes object of exactly the received size, writes go out with
+# send()/writev() straight from the caller's bytes objects, and readiness
+# arrives as a C call from the core instead of a queued handle.
+
+import socket
+import warnings
+
+from asyncio import constants, protocols, trsock
+from asyncio.log import logger
+
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from libc.errno cimport errno, EAGAIN, EINTR
+
+from cppcorn.loop.core cimport CC_IO_READ, CC_IO_WRITE
+
+
+cdef extern from "<sys/types.h>":
+    ctypedef long ssize_t
+
+cdef extern from "<sys/uio.h>":
+    struct iovec:
+        void *iov_base
+        size_t iov_len
+    ssize_t writev(int fd, const iovec *iov, int iovcnt) nogil
+
+cdef extern from "<sys/socket.h>":
+    ssize_t recv(int fd, void *buf, size_t n, int flags) nogil
+    ssize_t send(int fd, const void *buf, size_t n, int flags) nogil
+    int setsockopt(int fd, int level, int name, const void *value, unsigned int size)
+
+cdef extern from "<netinet/in.h>":
+    int IPPROTO_TCP
+
+cdef extern from "<netinet/tcp.h>":
+    int TCP_NODELAY
+
+cdef extern from *:
+    """
+    #include <errno.h>
+    #ifndef MSG_NOSIGNAL
+    #define MSG_NOSIGNAL 0
+    #endif
+    """
+    int MSG_NOSIGNAL
+    int EWOULDBLOCK
+
+
+# asyncio's sizes: reads of up to 256 KiB, write buffer limits 64 KiB/16 KiB,
+# and a warning once writes keep coming to a lost connection.
+DEF READ_SIZE = 262144
+DEF WRITEV_MAX = 64
+cdef int LOG_THRESHOLD_FOR_CONNLOST_WRITES = constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
+
+# Reads land here and are copied into a bytes object of the size received.
+# One buffer serves every loop: it is only used with the GIL held, from the
+# recv() to the copy.
+cdef char read_buffer[READ_SIZE]
+
+
+cdef inline bint would_block(int error):
+    return error == EAGAIN or error == EWOULDBLOCK or error == EINTR
+
+
+cdef object os_error(int error):
+    import os
+    return OSError(error, os.strerror(error))
+
+
+cdef class StreamTransport(IOWatcher):
+    """asyncio's transport interface for a connected TCP or Unix socket."""
+
+    # For loop.sendfile() and loop.start_tls(), which look for these.
+    _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
+    _start_tls_compatible = True
+
+    def __init__(self, loop, sock, protocol, waiter=None, extra=None, server=None):
+        self.loop = loop
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.extra = dict(extra) if extra else {}
+        self.write_queue = []
+        self.high_water = 64 * 1024
+        self.low_water = 16 * 1024
+        # No Nagle delay on TCP, as asyncio does. Set on the descriptor
+        # directly: asking the socket object its family and type builds enum
+        # members, which costs more than the call, and on a Unix socket the
+        # call merely fails.
+        cdef int one = 1
+        setsockopt(self.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))
+        self.set_protocol(protocol)
+        self.server = server
+        if server is not None:
+            _server_attach(server, self)
+        (<LoopCore>loop).attach(self)
+        loop.call_soon(self._start, waiter)
+
+    def _start(self, waiter):
+        try:
+            self.protocol.connection_made(self)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.loop.call_exception_handler({
+                "message": f"Exception in callback {self.protocol!r}.connection_made()",
+                "exception": exc,
+                "transport": self,
+                "protocol": self.protocol,
+            })
+        self.update_interest()
+        if waiter is not None and not waiter.cancelled():
+            waiter.set_result(None)
+
+    # ----------------------------------------------------- readiness
+
+    cdef int update_interest(self) except -1:
+        """Poll for what the transport needs now: reading unless paused,
+        closing or at EOF; writing while bytes wait."""
+        cdef unsigned interest = 0
+        if self.sock is None or self.core is None:
+            return 0
+        if not self.closing and not self.reading_paused and not self.eof_received:
+            interest |= CC_IO_READ
+        if self.write_size:
+            interest |= CC_IO_WRITE
+        self.core.set_interest(self, interest)
+        return 0
+
+    cdef int on_ready(self, unsigned events) except -1:
+        if events & CC_IO_READ:
+            if self.buffered_protocol:
+                self.read_ready_buffered()
+            else:
+                self.read_ready()
+        if events & CC_IO_WRITE and self.write_size and self.sock is not None:
+            self.write_ready()
+        return 0
+
+    cdef int on_loop_closed(self) except -1:
+        # The loop is gone: nothing will call connection_lost() any more.
+        self.core = None
+        return 0
+
+    cdef int read_ready(self) except -1:
+        cdef ssize_t n
+        # Non-blocking calls: holding the GIL through them is cheaper than
+        # letting go of it and taking it back.
+        n = recv(self.fd, read_buffer, READ_SIZE, 0)
+        if n < 0:
+            if not would_block(errno):
+                self.fatal_error(os_error(errno), "Fatal read error on socket transport")
+            return 0
+        if n == 0:
+            return self.read_eof()
+        data = PyBytes_FromStringAndSize(read_buffer, n)
+        try:
+            self.protocol.data_received(data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+        return 0
+
+    cdef int read_ready_buffered(self) except -1:
+        cdef Py_buffer view
+        cdef ssize_t n
+        cdef int error = 0
+        try:
+            buffer = self.protocol.get_buffer(-1)
+            if not len(buffer):
+                raise RuntimeError("get_buffer() returned an empty buffer")
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+            return 0
+        PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE)
+        n = recv(self.fd, view.buf, <size_t>view.len, 0)
+        if n < 0:
+            error = errno
+        PyBuffer_Release(&view)
+        if n < 0:
+            if not would_block(error):
+                self.fatal_error(os_error(error), "Fatal read error on socket transport")
+            return 0
+        if n == 0:
+            return self.read_eof()
+        try:
+            self.protocol.buffer_updated(n)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+        return 0
+
+    cdef int read_eof(self) except -1:
+        if self.loop.get_debug():
+            logger.debug("%r received EOF", self)
+        try:
+            keep_open = self.protocol.eof_received()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
+            return 0
+        if keep_open:
+            # Half-closed: the peer sends nothing more, writing goes on.
+            self.eof_received = True
+            self.update_interest()
+        else:
+            self.close()
+        return 0
+
+    # --------------------------------------------------------- writing
+
+    def write(self, data):
+        cdef Py_buffer view
+        if type(data) is bytes:
+            self.write_bytes(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), data)
+            return
+        if not isinstance(data, (bytearray, memoryview)):
+            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            # A mutable buffer is copied if it has to wait.
+            self.write_bytes(<const char *>view.buf, view.len, None)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef int write_bytes(self, const char *data, Py_ssize_t size, object owner) except -1:
+        """Send `size` bytes at `data` now, queueing what the socket does not
+        take. `owner` is an immutable bytes object holding them, or None if
+        they must be copied to wait."""
+        cdef ssize_t sent
+        if self.eof_written:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if self.empty_waiter is not None:
+            raise RuntimeError("unable to write; sendfile is in progress")
+        if size == 0:
+            return 0
+        if self.conn_lost:
+            if self.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                logger.warning("socket.send() raised exception.")
+            self.conn_lost += 1
+            return 0
+        if self.write_size == 0:
+            sent = send(self.fd, data, <size_t>size, MSG_NOSIGNAL)
+            if sent < 0:
+                if not would_block(errno):
+                    self.fatal_error(os_error(errno), "Fatal write error on socket transport")
+                    return 0
+                sent = 0
+            if sent == size:
+                return 0
+            if owner is None:
+                owner = PyBytes_FromStringAndSize(data + sent, size - sent)
+                sent = 0
+            self.queue(owner, sent)
+            self.update_interest()
+        else:
+            if owner is None:
+                owner = PyBytes_FromStringAndSize(data, size)
+            self.queue(owner, 0)
+        self.maybe_pause_protocol()
+        return 0
+
+    cdef int queue(self, object data, Py_ssize_t offset) except -1:
+        if not self.write_queue:
+            self.write_offset = offset
+        self.write_queue.append(data)
+        self.write_size += PyBytes_GET_SIZE(data) - offset
+        return 0
+
+    def writelines(self, list_of_data):
+        if self.eof_written:
+            raise RuntimeError("Cannot call writelines() after write_eof()")
+        if self.empty_waiter is not None:
+            raise RuntimeError("unable to writelines; sendfile is in progress")
+        chunks = []
+        for data in list_of_data:
+            if type(data) is not bytes:
+                if not isinstance(data, (bytearray, memoryview)):
+                    raise TypeError(
+                        f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+                data = bytes(data)
+            if data:
+                chunks.append(data)
+        if not chunks:
+            return
+        if self.conn_lost:
+            if self.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                logger.warning("socket.send() raised exception.")
+            self.conn_lost += 1
+            return
+        was_idle = self.write_size == 0
+        for data in chunks:
+            self.queue(data, 0)
+        if was_idle:
+            # All of it in one writev(); what remains waits for writability.
+            self.write_ready()
+        self.maybe_pause_protocol()
+
+    cdef int write_ready(self) except -1:
+        cdef iovec iov[WRITEV_MAX]
+        cdef int count = 0, i
+        cdef ssize_t sent
+        cdef Py_ssize_t offset = self.write_offset, length
+        cdef list queue = self.write_queue
+        for data in queue:
+            if count == WRITEV_MAX:
+                break
+            iov[count].iov_base = <void *>(PyBytes_AS_STRING(data) + offset)
+            iov[count].iov_len = <size_t>(PyBytes_GET_SIZE(data) - offset)
+            offset = 0
+            count += 1
+        sent = writev(self.fd, iov, count)
+        if sent < 0:
+            if would_block(errno):
+                self.update_interest()
+                return 0
+            error = os_error(errno)
+            del queue[:]
+            self.write_size = 0
+            self.update_interest()
+            self.fatal_error(error, "Fatal write error on socket transport")
+            return 0
+        self.write_size -= sent
+        # Drop what went out, keep the offset into the first remaining chunk.
+        i = 0
+        sent += self.write_offset
+        while i < count:
+            length = PyBytes_GET_SIZE(queue[i])
+            if sent < length:
+                break
+            sent -= length
+            i += 1
+        del queue[:i]
+        self.write_offset = sent
+        self.maybe_resume_protocol()
+        if self.flow_waiter is not None and self.write_size <= self.low_water:
+            self.release_flow_waiter(None)
+        if self.write_size:
+            self.update_interest()
+            return 0
+        self.write_offset = 0
+        self.update_interest()
+        if self.empty_waiter is not None:
+            self.empty_waiter.set_result(None)
+        if self.closing:
+            self._call_connection_lost(None)
+        elif self.eof_written:
+            self.sock.shutdown(socket.SHUT_WR)
+        return 0
+
+    def can_write_eof(self):
+        return True
+
+    def write_eof(self):
+        if self.closing or self.eof_written:
+            return
+        self.eof_written = True
+        if not self.write_size:
+            self.sock.shutdown(socket.SHUT_WR)
+
+    # ------------------------------------------------------ flow control
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self.high_water = high
+        self.low_water = low
+        self.maybe_pause_protocol()
+
+    def get_write_buffer_limits(self):
+        return (self.low_water, self.high_water)
+
+    def get_write_buffer_size(self):
+        return self.write_size
+
+    cdef int maybe_pause_protocol(self) except -1:
+        if self.write_size <= self.high_water or self.protocol_paused:
+            return 0
+        self.protocol_paused = True
+        try:
+            self.protocol.pause_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.report("protocol.pause_writing() failed", exc)
+        return 0
+
+    cdef int maybe_resume_protocol(self) except -1:
+        if not self.protocol_paused or self.write_size > self.low_water:
+            return 0
+        self.protocol_paused = False
+        try:
+            self.protocol.resume_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.report("protocol.resume_writing() failed", exc)
+        return 0
+
+    def pause_reading(self):
+        if self.closing or self.reading_paused:
+            return
+        self.reading_paused = True
+        self.update_interest()
+        if self.loop.get_debug():
+            logger.debug("%r pauses reading", self)
+
+    def resume_reading(self):
+        if self.closing or not self.reading_paused:
+            return
+        self.reading_paused = False
+        self.update_interest()
+        if self.loop.get_debug():
+            logger.debug("%r resumes reading", self)
+
+    def is_reading(self):
+        return not self.reading_paused and not self.closing
+
+    # ---------------------------------------------------------- closing
+
+    def is_closing(self):
+        return self.closing
+
+    def close(self):
+        if self.closing:
+            return
+        self.closing = True
+        self.update_interest()
+        if not self.write_size:
+            self.conn_lost += 1
+            self.loop.call_soon(self._call_connection_lost, None)
+
+    def abort(self):
+        self.force_close(None)
+
+    def _force_close(self, exc):
+        # asyncio's sslproto closes its transport this way on TLS errors.
+        self.force_close(exc)
+
+    cdef int fatal_error(self, object exc, str message) except -1:
+        if isinstance(exc, OSError):
+            if self.loop.get_debug():
+                logger.debug("%r: %s", self, message, exc_info=True)
+        else:
+            self.report(message, exc)
+        self.force_close(exc)
+        return 0
+
+    cdef int force_close(self, object exc) except -1:
+        if self.conn_lost:
+            return 0
+        if self.write_size:
+            del self.write_queue[:]
+            self.write_size = 0
+            self.write_offset = 0
+        self.closing = True
+        self.update_interest()
+        self.conn_lost += 1
+        self.loop.call_soon(self._call_connection_lost, exc)
+        return 0
+
+    def _call_connection_lost(self, exc):
+        if self.protocol is None:
+            return
+        # From here on writes are dropped (with asyncio's warning), never
+        # sent to a descriptor number that may already be reused.
+        self.conn_lost = max(self.conn_lost, 1)
+        if self.flow_waiter is not None:
+            self.release_flow_waiter(exc if exc is not None else ConnectionError("Connection is closed by peer"))
+        try:
+            self.protocol.connection_lost(exc)
+        finally:
+            if self.core is not None:
+                self.core.detach(self)
+            if self.sock is not None:
+                self.sock.close()
+                self.sock = None
+            self.protocol = None
+            server = self.server
+            if server is not None:
+                self.server = None
+                _server_detach(server, self)
+
+    cdef int report(self, str message, object exc) except -1:
+        self.loop.call_exception_handler({
+            "message": message,
+            "exception": exc,
+            "transport": self,
+            "protocol": self.protocol,
+        })
+        return 0
+
+    def __del__(self):
+        if self.sock is not None:
+            warnings.warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            self.sock.close()
+            self.sock = None
+
+    # ------------------------------------------------------ the rest
+
+    def get_extra_info(self, name, default=None):
+        if name in self.extra:
+            return self.extra[name]
+        # Computed on first use rather than for every connection.
+        sock = self.sock
+        if name == "socket":
+            value = trsock.TransportSocket(sock) if sock is not None else None
+        elif name == "sockname":
+            value = _sock_call(sock, "getsockname")
+        elif name == "peername":
+            value = _sock_call(sock, "getpeername")
+        else:
+            return default
+        self.extra[name] = value
+        return value
+
+    def set_protocol(self, protocol):
+        self.protocol = protocol
+        self.buffered_protocol = isinstance(protocol, protocols.BufferedProtocol)
+
+    def get_protocol(self):
+        return self.protocol
+
+    def __repr__(self):
+        info = [type(self).__name__]
+        if self.sock is None:
+            info.append("closed")
+        elif self.closing:
+            info.append("closing")
+        info.append(f"fd={self.fd}")
+        if self.sock is not None:
+            info.append("read=" + ("polling" if self.interest & CC_IO_READ else "idle"))
+            state = "polling" if self.interest & CC_IO_WRITE else "idle"
+            info.append(f"write=<{state}, bufsize={self.write_size}>")
+        return "<{}>".format(" ".join(info))
+
+    # What asyncio's own code (sendfile, start_tls) expects of a transport.
+
+    @property
+    def _sock(self):
+        return self.sock
+
+    @property
+    def _sock_fd(self):
+        return self.fd
+
+    @property
+    def _loop(self):
+        return self.loop
+
+    @property
+    def _protocol(self):
+        return self.protocol
+
+    @property
+    def _protocol_paused(self):
+        # 3.10's TLS transport reads it for loop.sendfile()'s fallback.
+        return self.protocol_paused
+
+    def _make_empty_waiter(self):
+        if self.empty_waiter is not None:
+            raise RuntimeError("Empty waiter is already set")
+        self.empty_waiter = self.loop.create_future()
+        if not self.write_size:
+            self.empty_waiter.set_result(None)
+        return self.empty_waiter
+
+    def _reset_empty_waiter(self):
+        self.empty_waiter = None
+
+    async def _wait_flow(self):
+        """For loop.sendfile()'s fallback: return at once while the write
+        buffer is not above its high-water mark, else once it is back down
+        to the low one."""
+        if self.closing:
+            raise ConnectionError("Connection closed by peer")
+        if self.write_size <= self.high_water:
+            return
+        self.flow_waiter = self.loop.create_future()
+        await self.flow_waiter
+
+    cdef int release_flow_waiter(self, object exc) except -1:
+        waiter = self.flow_waiter
+        self.flow_waiter = None
+        if waiter is None or waiter.done():
+            return 0
+        if exc is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(exc)
+        return 0
+
+    def _lend_descriptor(self):
+        """Stop watching the socket so that sock_* calls may use it (sendfile)."""
+        if self.core is not None:
+            self.core.detach(self)
+
+    def _reclaim_descriptor(self):
+        if self.core is not None and self.sock is not None:
+            self.core.attach(self)
+            self.update_interest()
+
+
+cdef object _sock_call(sock, str method):
+    if sock is None:
+        return None
+    try:
+        return getattr(sock, method)()
+    except OSError:
+        return None
+
+
+# asyncio.Server counts its transports; 3.13 passes the transport along.
+import sys
+if sys.version_info >= (3, 13):
+    def _server_attach(server, transport):
+        server._attach(transport)
+
+    def _server_detach(server, transport):
+        server._detach(transport)
+else:
+    def _server_attach(server, transport):
+        server._attach()
+
+    def _server_detach(server, transport):
+        server._detach()
