@@ -44,6 +44,7 @@ if sys.platform != "win32":
     extensions += [
         extension("cppcorn.loop.core"),
         extension("cppcorn.loop.stream"),
+        extension("cppcorn.loop.sockets"),
     ]
 
 setup(

@@ -8,7 +8,8 @@ compiled code (cppcorn/loop/core.pyx, stream.pyx):
 - readiness comes from epoll (or poll) in C and goes straight to compiled
   transports, or queues add_reader()/add_writer() callbacks;
 - TCP and Unix connections use the compiled StreamTransport, for plain and
-  TLS (asyncio's sslproto on top) connections, accepted without a task each.
+  TLS (asyncio's sslproto on top) connections, accepted without a task each;
+- sock_recv(), sock_recv_into() and sock_sendall() call the socket in C.
 
 Everything else (DNS in the executor, happy eyeballs, servers, datagrams,
 pipes, subprocesses, signals, sendfile's fallback, start_tls, async
@@ -23,6 +24,7 @@ import errno
 import selectors
 from asyncio import constants, sslproto, trsock, unix_events
 
+from cppcorn.loop import sockets
 from cppcorn.loop.core import LoopCore
 from cppcorn.loop.stream import StreamTransport
 
@@ -76,6 +78,10 @@ class Loop(LoopCore, unix_events.SelectorEventLoop):
             f"<{type(self).__name__} backend={self.backend} running={self.is_running()} "
             f"closed={self.is_closed()} debug={self.get_debug()}>"
         )
+
+    sock_recv = sockets.sock_recv
+    sock_recv_into = sockets.sock_recv_into
+    sock_sendall = sockets.sock_sendall
 
     def close(self) -> None:
         super().close()
