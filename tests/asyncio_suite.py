@@ -9,13 +9,12 @@ How the loop under test is injected
 -----------------------------------
 * The child process installs the loop's own event loop policy
   (`cppcorn.loop.EventLoopPolicy`, `uvloop.EventLoopPolicy` or asyncio's default
-  policy), and before and after every test installs a new instance if something
-  replaced or reset it, so that `asyncio.new_event_loop()`, `asyncio.run()` and
-  `unittest.IsolatedAsyncioTestCase` make our loop. This matters: test modules reset
-  the policy with `asyncio.set_event_loop_policy(None)` (in tearDownModule and in some
-  tests), after which later tests would silently fall back to the stdlib loop. An
-  instance nobody replaced is kept from test to test, as the global policy is in a
-  plain unittest run.
+  policy) before each test class, and before and after every test installs it again
+  if something replaced or reset it, so that `asyncio.new_event_loop()`,
+  `asyncio.run()` and `unittest.IsolatedAsyncioTestCase` make our loop. This matters:
+  test modules reset the policy with `asyncio.set_event_loop_policy(None)` (in
+  tearDownModule and in some tests), after which later tests would silently fall back
+  to the stdlib loop.
 * Several modules run the same tests once per stdlib selector, in classes whose loop
   factory is hard-wired (`asyncio.SelectorEventLoop(selectors.EpollSelector())` and so
   on). Those classes test the stdlib selector loops whatever the policy says, so they
@@ -56,6 +55,7 @@ import fnmatch
 import importlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -271,15 +271,22 @@ def load_loop(name: str) -> tuple[type, type]:
 
 
 class LoopCounter:
-    """Counts loops of the chosen class made through the policy (from any thread)."""
+    """Counts loops of the chosen class made through the policy (from any thread).
 
-    def __init__(self) -> None:
+    `on_add` is called for each one as it is made, so that the parent learns that a
+    test used the loop even if the test then hangs or crashes the process.
+    """
+
+    def __init__(self, on_add=None) -> None:
         self._lock = threading.Lock()
+        self._on_add = on_add
         self.count = 0
 
     def add(self) -> None:
         with self._lock:
             self.count += 1
+        if self._on_add is not None:
+            self._on_add()
 
     def take(self) -> int:
         with self._lock:
@@ -317,34 +324,54 @@ class PolicyInstaller:
 # --------------------------------------------------------------------------------------
 # Child process: run one module, stream results as JSON lines
 # --------------------------------------------------------------------------------------
+class EventWriter:
+    """Appends one JSON object per line to the results file, flushed at once (a test
+    may end the process at any moment); usable from any thread."""
+
+    def __init__(self, path: str) -> None:
+        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open until the child exits
+        self._lock = threading.Lock()
+
+    def __call__(self, **event) -> None:
+        line = json.dumps(event) + "\n"
+        with self._lock:
+            self._file.write(line)
+            self._file.flush()
+
+
 class JsonLinesResult(unittest.TestResult):
     """A TestResult that writes one JSON object per finished test.
 
     Events: {"event": "start", "id"} before a test runs, so that the parent knows which
-    test was running if the process dies; {"event": "test", "id", "outcome", "seconds",
-    "loops", "detail"} when it ends; fixture errors (setUpClass, setUpModule) arrive as
-    "test" events with the fixture's id.
+    test was running if the process dies; {"event": "loop"} whenever a loop of the
+    chosen class is made (written by the LoopCounter); {"event": "test", "id",
+    "outcome", "seconds", "loops", "detail"} when a test ends. Fixture errors
+    (setUpClass, setUpModule) arrive as "test" events with the fixture's id.
     """
 
     # Module namespaces whose attributes a test may swap and fail to put back.
     GUARDED_MODULES = (asyncio, asyncio.events)
     UNGUARDED_NAMES = ("_event_loop_policy",)  # re-installed before every test anyway
 
-    def __init__(self, out, policy: PolicyInstaller, counter: LoopCounter, test_timeout: float) -> None:
+    def __init__(
+        self,
+        write: EventWriter,
+        policy: PolicyInstaller,
+        counter: LoopCounter,
+        test_timeout: float,
+        last_of_class: set[str],
+    ) -> None:
         super().__init__()
-        self._saved_namespaces: list[dict] = []
-        self._out = out
+        self._write = write
         self._policy = policy
         self._counter = counter
         self._test_timeout = test_timeout
+        self._last_of_class = last_of_class
+        self._saved_namespaces: list[dict] = []
         self._current = None
         self._outcome = "pass"
         self._detail = ""
         self._started = 0.0
-
-    def _write(self, **event) -> None:
-        self._out.write(json.dumps(event) + "\n")
-        self._out.flush()
 
     def _note(self, outcome: str, detail: str) -> None:
         # A test can report several things (a skip, then an error in a cleanup, or
@@ -354,10 +381,9 @@ class JsonLinesResult(unittest.TestResult):
 
     def startTest(self, test) -> None:
         super().startTest(test)
-        # Install the policy again if something replaced or reset it (tearDownModule,
-        # an earlier test). An unchanged instance is kept, as the global policy would
-        # be in a plain unittest run: some tests depend on what earlier ones left in
-        # it, and on 3.10 IsolatedAsyncioTestCase has made its loop through it already.
+        # Install the policy again if something replaced or reset it (an earlier test).
+        # Not a new one regardless: on 3.10 IsolatedAsyncioTestCase has made its loop,
+        # through this policy, before startTest.
         self._policy.ensure()
         self._saved_namespaces = [dict(vars(m)) for m in self.GUARDED_MODULES]
         self._current, self._outcome, self._detail = test, "pass", ""
@@ -380,8 +406,16 @@ class JsonLinesResult(unittest.TestResult):
         )
         self._current = None
         self._restore_namespaces(test)
-        # And again now, so that the next class's setUpClass and setUpModule see it.
-        self._policy.ensure()
+        # Prepare the policy for the next test, before its class fixtures run. Within a
+        # class the instance is kept, as the global policy is in a plain unittest run
+        # (a test may rely on what the one before left in it); each class starts with a
+        # new one, so that a class cannot inherit another's child watcher or current
+        # loop (the replacement classes run after classes they would not follow in a
+        # plain run).
+        if test.id() in self._last_of_class:
+            self._policy.install()
+        else:
+            self._policy.ensure()
         super().stopTest(test)
 
     def _restore_namespaces(self, test) -> None:
@@ -490,7 +524,8 @@ def id_matches(test_id: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(test_id, p if "*" in p else f"*{p}*") for p in patterns)
 
 
-def build_suite(module, module_name: str, patterns: list[str], exclude: set[str]) -> unittest.TestSuite:
+def select_tests(module, module_name: str, patterns: list[str], exclude: set[str]) -> list[unittest.TestCase]:
+    """The module's tests in unittest's order, replacements applied, filtered."""
     loader = unittest.TestLoader()
     tests = list(iter_tests(loader.loadTestsFromModule(module)))
     spec = REPLACEMENTS.get(module_name)
@@ -499,7 +534,7 @@ def build_suite(module, module_name: str, patterns: list[str], exclude: set[str]
         tests += list(iter_tests(loader.loadTestsFromTestCase(replacement_class(module, spec))))
     if patterns:
         tests = [t for t in tests if id_matches(t.id(), patterns)]
-    return unittest.TestSuite(t for t in tests if t.id() not in exclude)
+    return [t for t in tests if t.id() not in exclude]
 
 
 def adapt_close_loop() -> None:
@@ -527,7 +562,8 @@ def adapt_close_loop() -> None:
 
 
 def child_main(args: argparse.Namespace) -> None:
-    counter = LoopCounter()
+    write = EventWriter(args.results)
+    counter = LoopCounter(on_add=lambda: write(event="loop"))
     policy = PolicyInstaller(args.loop, counter)
     exclude = set(Path(args.exclude_file).read_text().split()) if args.exclude_file else set()
     faulthandler.enable()  # a segfault in the loop leaves a traceback in the log
@@ -535,24 +571,21 @@ def child_main(args: argparse.Namespace) -> None:
     # Python's usual KeyboardInterrupt; a runner started in the background by a shell
     # inherits SIGINT ignored, and those tests would then wait forever.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    with open(args.results, "a", encoding="utf-8") as out:
 
-        def write(**event) -> None:
-            out.write(json.dumps(event) + "\n")
-            out.flush()
-
-        policy.install()
-        try:
-            adapt_close_loop()
-            module = importlib.import_module(f"{PACKAGE}.{args.child}")
-        except unittest.SkipTest as exc:
-            write(event="module_skip", detail=str(exc))
-        except Exception:  # noqa: BLE001 - any import failure is reported, not raised
-            write(event="import_error", detail=traceback.format_exc())
-        else:
-            suite = build_suite(module, args.child, args.k or [], exclude)
-            suite.run(JsonLinesResult(out, policy, counter, args.test_timeout))
-        write(event="done")
+    policy.install()
+    try:
+        adapt_close_loop()
+        module = importlib.import_module(f"{PACKAGE}.{args.child}")
+    except unittest.SkipTest as exc:
+        write(event="module_skip", detail=str(exc))
+    except Exception:  # noqa: BLE001 - any import failure is reported, not raised
+        write(event="import_error", detail=traceback.format_exc())
+    else:
+        tests = select_tests(module, args.child, args.k or [], exclude)
+        # The last test of each class: after it, the next class gets a new policy.
+        last_of_class = {t.id() for t, after in zip(tests, tests[1:] + [None]) if type(after) is not type(t)}
+        unittest.TestSuite(tests).run(JsonLinesResult(write, policy, counter, args.test_timeout, last_of_class))
+    write(event="done")
     sys.stdout.flush()
     sys.stderr.flush()
     # Skip interpreter shutdown: threads that a test left behind must not hang the child.
@@ -609,6 +642,9 @@ def tail(path: Path, offset: int, limit: int = 4000) -> str:
         f.seek(offset)
         return f.read()[-limit:]
 
+
+# What faulthandler.dump_traceback_later prints when the per-test watchdog fires.
+WATCHDOG_MESSAGE = re.compile(r"^Timeout \([0-9:.]+\)!$", re.MULTILINE)
 
 # Set when the runner is interrupted (Ctrl-C): running children are ended, no more start.
 STOPPING = threading.Event()
@@ -696,11 +732,13 @@ def run_module(
             run.status, run.note = "not run", "interrupted"
             break
 
-        current, done = None, False
+        current, current_loops, done = None, 0, False
         for event in read_events(results, results_offset):
             kind = event["event"]
             if kind == "start":
-                current = event["id"]
+                current, current_loops = event["id"], 0
+            elif kind == "loop":
+                current_loops += 1
             elif kind == "test":
                 run.tests[event["id"]] = TestRecord(event["outcome"], event["seconds"], event["loops"], event["detail"])
                 current = None
@@ -716,13 +754,13 @@ def run_module(
         # The child died or was killed: blame the test it was running and go on after it.
         output = tail(log, log_offset)
         if timed_out:
-            outcome, why = "timeout", f"module time limit ({opts.module_timeout:.0f}s) reached"
-        elif "Timeout (" in output:  # faulthandler's watchdog message
+            outcome, why = "timeout", "module time limit or total time budget reached"
+        elif WATCHDOG_MESSAGE.search(output):
             outcome, why = "timeout", f"test ran longer than {opts.test_timeout:.0f}s"
         else:
             outcome, why = "crash", f"child exited with status {proc.returncode}"
         if current is not None:
-            run.tests[current] = TestRecord(outcome, detail=f"{why}\n{output}")
+            run.tests[current] = TestRecord(outcome, loops=current_loops, detail=f"{why}\n{output}")
         if timed_out or current is None or run.restarts >= opts.max_restarts:
             run.status, run.note = ("timeout" if outcome == "timeout" else "crash"), why
             break
@@ -927,7 +965,9 @@ def report(opts, modules: list[str], runs: dict[tuple[str, str], ModuleRun], ref
         if category(c.module) == LOOP and c.tests and not c.used_loop and runs[(loop, c.module)].status == "ok"
     ]
     if unused:
-        print(f"\nwarning: no test of these loop-behaviour modules made a {loop} loop: {', '.join(unused)}")
+        print(
+            f"\nwarning: no test of these loop-behaviour modules made a loop of the {loop} class: {', '.join(unused)}"
+        )
 
     if total["counted"] == 0:
         return None
