@@ -6,29 +6,15 @@
 # with the calls made on the descriptor in C: a socket that is not ready
 # costs a return code, not a raised and caught BlockingIOError.
 
-import os
 import ssl
 
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
-from libc.errno cimport errno, EAGAIN, EINTR
+from libc.errno cimport errno
 
 cimport cython
 
-
-cdef extern from *:
-    """
-    #include <errno.h>
-    #include <sys/types.h>
-    #include <sys/socket.h>
-    #ifndef MSG_NOSIGNAL
-    #define MSG_NOSIGNAL 0
-    #endif
-    """
-    int EWOULDBLOCK
-    int MSG_NOSIGNAL
-    ssize_t recv(int fd, void *buf, size_t n, int flags)
-    ssize_t send(int fd, const void *buf, size_t n, int flags)
+from cppcorn.loop.syscalls cimport MSG_NOSIGNAL, os_error, recv, send, would_block
 
 
 # Receives of up to this size go through the stack and are copied out at
@@ -37,14 +23,6 @@ cdef extern from *:
 DEF SMALL_RECV = 4096
 
 cdef object NOT_READY = object()
-
-
-cdef inline bint would_block(int error):
-    return error == EAGAIN or error == EWOULDBLOCK or error == EINTR
-
-
-cdef object os_error(int error):
-    return OSError(error, os.strerror(error))
 
 
 cdef int check_socket(loop, sock) except -1:

@@ -15,23 +15,13 @@ from asyncio.log import logger
 
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
-from libc.errno cimport errno, EAGAIN, EINTR
+from libc.errno cimport errno
 
 from cppcorn.loop.core cimport CC_IO_READ, CC_IO_WRITE
+from cppcorn.loop.syscalls cimport MSG_NOSIGNAL, iovec, os_error, recv, send, would_block, writev
 
-
-cdef extern from "<sys/types.h>":
-    ctypedef long ssize_t
-
-cdef extern from "<sys/uio.h>":
-    struct iovec:
-        void *iov_base
-        size_t iov_len
-    ssize_t writev(int fd, const iovec *iov, int iovcnt) nogil
 
 cdef extern from "<sys/socket.h>":
-    ssize_t recv(int fd, void *buf, size_t n, int flags) nogil
-    ssize_t send(int fd, const void *buf, size_t n, int flags) nogil
     int setsockopt(int fd, int level, int name, const void *value, unsigned int size)
 
 cdef extern from "<netinet/in.h>":
@@ -39,17 +29,6 @@ cdef extern from "<netinet/in.h>":
 
 cdef extern from "<netinet/tcp.h>":
     int TCP_NODELAY
-
-cdef extern from *:
-    """
-    #include <errno.h>
-    #ifndef MSG_NOSIGNAL
-    #define MSG_NOSIGNAL 0
-    #endif
-    """
-    int MSG_NOSIGNAL
-    int EWOULDBLOCK
-
 
 # asyncio's sizes: reads of up to 256 KiB, write buffer limits 64 KiB/16 KiB,
 # and a warning once writes keep coming to a lost connection.
@@ -61,15 +40,6 @@ cdef int LOG_THRESHOLD_FOR_CONNLOST_WRITES = constants.LOG_THRESHOLD_FOR_CONNLOS
 # One buffer serves every loop: it is only used with the GIL held, from the
 # recv() to the copy.
 cdef char read_buffer[READ_SIZE]
-
-
-cdef inline bint would_block(int error):
-    return error == EAGAIN or error == EWOULDBLOCK or error == EINTR
-
-
-cdef object os_error(int error):
-    import os
-    return OSError(error, os.strerror(error))
 
 
 cdef class StreamTransport(IOWatcher):
