@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 
 import httpx
 
@@ -104,6 +106,43 @@ def test_pipelined_requests_answered_in_order(serve, raw_client):
         response = client.read_response()
         assert response.body == b"/%d" % i
         assert response.header("transfer-encoding") == "chunked"
+
+
+def test_pipelined_request_split_across_writes_is_answered(serve, raw_client):
+    """Three whole requests and the start of a fourth in one write, the rest
+    of the fourth later: reading, paused while the held bytes wait for their
+    turn, resumes once they are parsed, and the fourth is answered."""
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    server = serve(app)
+    client = raw_client(server.port)
+    client.send(b"".join(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(3)) + b"GET /3 HTTP/1.1\r\nHo")
+    for i in range(3):
+        assert client.read_response().body == b"/%d" % i
+    client.send(b"st: x\r\n\r\n")
+    assert client.read_response().body == b"/3"
+    assert not client.is_closed(timeout=0.2)
+
+
+def test_pipelined_requests_arriving_during_a_slow_response(serve, raw_client):
+    """More pipelined requests arrive, in several writes, while the first
+    response is still being made: all are answered, in order."""
+    async def app(scope, receive, send):
+        if scope["path"] == "/0":
+            await asyncio.sleep(0.2)
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    server = serve(app)
+    client = raw_client(server.port)
+    client.send(b"GET /0 HTTP/1.1\r\nHost: x\r\n\r\n")
+    for i in range(1, 6):
+        time.sleep(0.02)
+        client.send(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i)
+    for i in range(6):
+        assert client.read_response().body == b"/%d" % i
 
 
 def test_connection_close_from_client(serve, raw_client):

@@ -1,6 +1,7 @@
 # What every connection of a server shares, whatever its protocol (HTTP/1.1,
-# WebSocket): the server's state, and a deadline swept by the server's tick
-# instead of a timer object per connection.
+# WebSocket): the server's state, a deadline swept by the server's tick
+# instead of a timer object per connection, and how an application's
+# coroutine becomes a task.
 
 
 cdef class ServerState:
@@ -29,3 +30,8 @@ cdef class Connection:
     cdef int on_deadline(self, double now) except -1
     cdef object drained(self)
     cdef int _release_drain_waiters(self) except -1
+
+
+# The task running an application coroutine; `context` None means a copy of
+# the current one. With `eager` (Python 3.12+), its first step runs now.
+cdef object start_app_task(object loop, object coroutine, object context, bint eager)

@@ -1,4 +1,25 @@
-# Server state and the connection base class. See connection.pxd.
+# Server state, the connection base class and application tasks. See
+# connection.pxd.
+import asyncio
+import sys
+
+cdef object Task = asyncio.Task
+cdef bint CREATE_TASK_TAKES_CONTEXT = sys.version_info >= (3, 11)
+
+
+cdef object start_app_task(object loop, object coroutine, object context, bint eager):
+    """Eager means: the application's first step runs before this returns
+    (Task(eager_start=True), Python 3.12+), so that one that never waits
+    finishes without a trip through the loop's ready queue."""
+    if eager:
+        return Task(coroutine, loop=loop, context=context, eager_start=True)
+    if context is None:
+        return loop.create_task(coroutine)
+    if CREATE_TASK_TAKES_CONTEXT:
+        return loop.create_task(coroutine, context=context)
+    # Python 3.10: a task copies the context it is created in.
+    return context.run(loop.create_task, coroutine)
+
 
 cdef class ServerState:
     """Shared by all connections of one server (Uvicorn's ServerState)."""

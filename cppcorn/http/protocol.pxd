@@ -6,6 +6,7 @@ from cppcorn.http.connection cimport Connection, ServerState
 from cppcorn.http.parser cimport RequestParser
 from cppcorn.http.response cimport HeadInfo, OutputBuffer
 from cppcorn.http.websocket cimport WebSocketSettings
+from cppcorn.stream_seam cimport cc_stream_sender
 
 
 cdef class HttpSettings:
@@ -72,14 +73,15 @@ cdef class HttpProtocol(Connection):
     cdef str scheme
     cdef bint client_trusted
     cdef RequestCycle cycle
+    # The transport's C-level write and is_closing(), when it offers them.
+    cdef const cc_stream_sender *sender
 
-    # Reading: paused while a request waits for its response (pipelining) or
-    # while the app has not taken the buffered body.
+    # Reading: paused while bytes of a next request wait for this response
+    # (pipelining) or while the app has not taken the buffered body.
     cdef bytes pending            # unparsed bytes after a complete request
     cdef size_t pending_offset
     cdef bint feeding
     cdef bint reading_paused
-    cdef bint wait_for_response
     cdef bint body_backpressure
     cdef bint eof
 
@@ -90,13 +92,15 @@ cdef class HttpProtocol(Connection):
     cdef tuple websocket_request
     cdef int websocket_refusal
 
-    cdef int feed(self, const char* data, size_t length) except -1
-    cdef int _feed_bytes(self, bytes data, size_t offset) except -1
+    cdef int _feed(self, const char* data, size_t length, object owner) except -1
+    cdef int _keep_pending(self, const char* data, size_t length, object owner) except -1
+    cdef bint _closing(self)
     cdef int _start_cycle(self) except -1
     cdef int _request_finished(self, bint more_data) except -1
     cdef int _response_complete(self) except -1
     cdef int _update_reading(self) except -1
     cdef int _write(self, bytes data) except -1
+    cdef int _write_output(self) except -1
     cdef int _write_many(self, tuple parts) except -1
     cdef int _websocket_request(self, str path, bytes raw_path, bytes query_string, list headers) except -1
     cdef int _start_websocket(self, bytes rest) except -1

@@ -1,6 +1,7 @@
 # The HTTP/1.1 ASGI protocol. See protocol.pxd for the shape.
 #
-# Life of a request: data_received() -> feed() -> llhttp, whose callbacks stay
+# Life of a request: data_received() (or the transport's C-level receiver)
+# -> _feed() -> llhttp, whose callbacks stay
 # in C until the header section is complete; then on_headers_complete() builds
 # the scope once. The parser stops at the end of each message, and the
 # application coroutine is started (eagerly where asyncio allows) once the
@@ -15,8 +16,9 @@ import sys
 import urllib.parse
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid, PyCapsule_New
 
-from cppcorn.http.connection cimport Connection, ServerState
+from cppcorn.http.connection cimport Connection, ServerState, start_app_task
 from cppcorn.http.parser cimport (
     PARSE_ERROR,
     PARSE_MESSAGE_END,
@@ -27,6 +29,7 @@ from cppcorn.http.parser cimport (
 )
 from cppcorn.http.response cimport HeadInfo, OutputBuffer, status_line, write_headers, write_status_line
 from cppcorn.http.websocket cimport WebSocketProtocol, WebSocketSettings
+from cppcorn.stream_seam cimport CC_RECEIVER_CAPSULE, CC_SENDER_CAPSULE, cc_stream_receiver, cc_stream_sender
 
 from cppcorn.http.websocket import valid_key
 
@@ -36,10 +39,8 @@ DEF BODY_HIGH_WATER = 65536
 # (one write); larger ones go out as separate buffers of one writelines().
 DEF BODY_COPY_LIMIT = 16384
 
-cdef object Task = asyncio.Task
 cdef object Context = contextvars.Context
 cdef bint EAGER_START_AVAILABLE = sys.version_info >= (3, 12)
-cdef bint CREATE_TASK_TAKES_CONTEXT = sys.version_info >= (3, 11)
 cdef int INFO = logging.INFO
 
 cdef bytes CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -106,9 +107,7 @@ cdef class HttpSettings:
         # nothing is formatted per request.
         self.access_log = access_log and self.access_logger.hasHandlers()
         self.reset_contextvars = reset_contextvars
-        # Task(..., eager_start=True) runs the application's first step at
-        # once (Python 3.12+): one that never waits finishes without a trip
-        # through the loop's ready queue.
+        # Run the application's first step at once (start_app_task()).
         self.eager_tasks = eager_tasks and EAGER_START_AVAILABLE
 
 
@@ -343,7 +342,7 @@ cdef class RequestCycle:
                     out.append(b"\r\n", 2)
             if last_chunk:
                 out.append(b"0\r\n\r\n", 5)
-            protocol._write(out.take())
+            protocol._write_output()
         else:
             head = out.take()
             if self.chunked:
@@ -372,8 +371,20 @@ cdef int _message_complete(void* protocol) except -1:
 cdef ParserCallbacks PARSER_CALLBACKS = ParserCallbacks(_headers_complete, _body, _message_complete)
 
 
+# The protocol's side of csrc/stream_seam.h: cppcorn.loop's transports hand
+# their read buffer to _feed() through this.
+
+cdef int _seam_data_received(object protocol, const char* data, size_t length) except -1:
+    return (<HttpProtocol>protocol)._feed(data, length, None)
+
+
+cdef cc_stream_receiver RECEIVER = cc_stream_receiver(_seam_data_received)
+
+
 cdef class HttpProtocol(Connection):
     """asyncio Protocol for one HTTP/1.1 connection."""
+
+    __cppcorn_receiver__ = PyCapsule_New(&RECEIVER, CC_RECEIVER_CAPSULE, NULL)
 
     def __init__(self, HttpSettings settings not None, ServerState state not None):
         self.settings = settings
@@ -387,6 +398,9 @@ cdef class HttpProtocol(Connection):
     def connection_made(self, transport):
         cdef object peer, local
         self.transport = transport
+        sender = getattr(type(transport), "__cppcorn_sender__", None)
+        if PyCapsule_IsValid(sender, CC_SENDER_CAPSULE):
+            self.sender = <const cc_stream_sender *>PyCapsule_GetPointer(sender, CC_SENDER_CAPSULE)
         # Work started from this connection's own callbacks (not from inside
         # an application's task) runs in this context, so that context
         # variables an application sets never leak into the next request.
@@ -437,20 +451,19 @@ cdef class HttpProtocol(Connection):
     def data_received(self, data):
         if type(data) is not bytes:
             data = bytes(data)
-        self._feed_bytes(<bytes>data, 0)
+        self._feed(PyBytes_AS_STRING(data), <size_t>PyBytes_GET_SIZE(data), data)
 
     # -- parsing ---------------------------------------------------------
 
-    cdef int feed(self, const char* data, size_t length) except -1:
-        """C-level entry: parse `length` bytes the caller owns."""
-        return self._feed_bytes(PyBytes_FromStringAndSize(data, length), 0)
-
-    cdef int _feed_bytes(self, bytes data, size_t offset) except -1:
-        cdef size_t length = <size_t>PyBytes_GET_SIZE(data)
+    cdef int _feed(self, const char* data, size_t length, object owner) except -1:
+        """Parse `length` bytes at `data`. `owner` is the bytes object they
+        are in, or None when they are the transport's buffer (see
+        csrc/stream_seam.h): then only the bytes kept for later are copied."""
+        cdef size_t offset = 0
         cdef size_t consumed
         cdef ParseResult result
         cdef RequestCycle cycle
-        if self.transport is None or self.transport.is_closing():
+        if self.transport is None or self._closing():
             return 0
         cycle = self.cycle
         if self.pending is not None or (
@@ -458,11 +471,10 @@ cdef class HttpProtocol(Connection):
             # A request is still being answered: keep the bytes for later.
             # Reading pauses, so at most one more read arrives meanwhile.
             if self.pending is None:
-                self.pending = data[offset:] if offset else data
+                self._keep_pending(data, length, owner)
             else:
-                self.pending = self.pending[self.pending_offset:] + data[offset:]
-            self.pending_offset = 0
-            self.wait_for_response = True
+                self.pending = self.pending[self.pending_offset:] + PyBytes_FromStringAndSize(data, length)
+                self.pending_offset = 0
             self._update_reading()
             return 0
         if self.idle and length > offset:
@@ -472,7 +484,7 @@ cdef class HttpProtocol(Connection):
         self.feeding = True
         try:
             while offset < length:
-                result = self.parser.feed(PyBytes_AS_STRING(data) + offset, length - offset, &consumed)
+                result = self.parser.feed(data + offset, length - offset, &consumed)
                 offset += consumed
                 if result == PARSE_ERROR:
                     self._parse_error()
@@ -486,20 +498,17 @@ cdef class HttpProtocol(Connection):
                     # Everything at hand is parsed: with the whole request in
                     # (or the body still arriving) the application starts.
                     self._start_cycle()
-                    if self.transport.is_closing():
+                    if self._closing():
                         return 0
                 if result == PARSE_NEED_MORE:
                     break
                 if self.websocket_request is not None:
-                    self._start_websocket(data[offset:])
+                    self._start_websocket(PyBytes_FromStringAndSize(data + offset, length - offset))
                     return 0
                 # A whole request is in; the next one waits for its response.
                 if cycle is not None and not cycle.response_complete:
                     if offset < length:
-                        self.pending = data
-                        self.pending_offset = offset
-                        self.wait_for_response = True
-                        self._update_reading()
+                        self._keep_pending(data + offset, length - offset, owner)
                     break
                 self._request_finished(offset < length)
                 if offset < length:
@@ -508,6 +517,19 @@ cdef class HttpProtocol(Connection):
                     self.deadline = self.state.now + self.settings.timeout_request_headers
         finally:
             self.feeding = False
+            # Reading pauses while bytes of a next request are held.
+            self._update_reading()
+        return 0
+
+    cdef int _keep_pending(self, const char* data, size_t length, object owner) except -1:
+        """Hold the bytes of the next pipelined request until this response
+        is complete; the transport's buffer is copied, a bytes object kept."""
+        if owner is None:
+            self.pending = PyBytes_FromStringAndSize(data, length)
+            self.pending_offset = 0
+        else:
+            self.pending = owner
+            self.pending_offset = <size_t>(data - PyBytes_AS_STRING(owner))
         return 0
 
     cdef int on_headers_complete(self) except -1:
@@ -667,16 +689,7 @@ cdef class HttpProtocol(Connection):
             return 0
         coroutine = cycle.run_asgi(settings.app)
         context = Context() if settings.reset_contextvars else None
-        if settings.eager_tasks:
-            task = Task(coroutine, loop=self.loop, context=context, eager_start=True)
-        elif context is not None:
-            if CREATE_TASK_TAKES_CONTEXT:
-                task = self.loop.create_task(coroutine, context=context)
-            else:
-                # Python 3.10: a task copies the context it is created in.
-                task = context.run(self.loop.create_task, coroutine)
-        else:
-            task = self.loop.create_task(coroutine)
+        task = start_app_task(self.loop, coroutine, context, settings.eager_tasks)
         if not task.done():
             cycle.task = task
             self.state.tasks.add(task)
@@ -690,9 +703,7 @@ cdef class HttpProtocol(Connection):
             # The client half-closed and every request it sent is answered.
             self.transport.close()
             return 0
-        if self.wait_for_response:
-            self.wait_for_response = False
-            self._update_reading()
+        self._update_reading()
         self.idle = True
         self.deadline = self.state.now + self.settings.timeout_keep_alive
         return 0
@@ -727,11 +738,12 @@ cdef class HttpProtocol(Connection):
         if pending is None or self.cycle is not None:
             return
         self.pending = None
-        self._feed_bytes(pending, self.pending_offset)
+        self._feed(PyBytes_AS_STRING(pending) + self.pending_offset,
+                   <size_t>(PyBytes_GET_SIZE(pending) - self.pending_offset), pending)
 
     cdef int _update_reading(self) except -1:
-        cdef bint pause = self.wait_for_response or self.body_backpressure
-        if pause == self.reading_paused or self.transport is None or self.transport.is_closing():
+        cdef bint pause = self.pending is not None or self.body_backpressure
+        if pause == self.reading_paused or self.transport is None or self._closing():
             return 0
         self.reading_paused = pause
         if pause:
@@ -742,11 +754,31 @@ cdef class HttpProtocol(Connection):
 
     # -- writing ---------------------------------------------------------
 
+    cdef bint _closing(self):
+        if self.sender is not NULL:
+            return self.sender.is_closing(self.transport)
+        return self.transport.is_closing()
+
     cdef int _write(self, bytes data) except -1:
+        if self.sender is not NULL:
+            return self.sender.write(self.transport, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), data)
         self.transport.write(data)
         return 0
 
+    cdef int _write_output(self) except -1:
+        """Write what the output buffer holds, and empty it. Through the
+        seam the bytes are copied only if the socket does not take them all."""
+        cdef OutputBuffer out = self.out
+        if self.sender is not NULL:
+            self.sender.write(self.transport, out.buf.data, <Py_ssize_t>out.buf.length, None)
+            out.clear()
+            return 0
+        return self._write(out.take())
+
     cdef int _write_many(self, tuple parts) except -1:
+        if self.sender is not NULL:
+            # One writev() for the head and the body.
+            return self.sender.writelines(self.transport, parts)
         # Separate writes, not writelines(): on Python 3.12.0-3.13.1 asyncio's
         # writelines() skips the write-buffer limits (CPython gh-127655).
         for part in parts:
@@ -756,7 +788,7 @@ cdef class HttpProtocol(Connection):
     cdef int _send_error_response(self, int status, bytes body, bytes extra_headers=EMPTY) except -1:
         """Answer with a short plain-text error and close the connection."""
         cdef OutputBuffer out = self.out
-        if self.transport.is_closing():
+        if self._closing():
             return 0
         out.buf.length = 0
         out.append_bytes(status_line(status))
@@ -766,7 +798,7 @@ cdef class HttpProtocol(Connection):
             b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
             % len(body))
         out.append_bytes(body)
-        self._write(out.take())
+        self._write_output()
         self.transport.close()
         return 0
 
@@ -832,7 +864,7 @@ cdef class HttpProtocol(Connection):
 
     def shutdown(self):
         """Graceful shutdown: close now if idle, else after this response."""
-        if self.transport is None or self.transport.is_closing():
+        if self.transport is None or self._closing():
             return
         if self.cycle is None or self.cycle.response_complete:
             self.transport.close()

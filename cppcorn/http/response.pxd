@@ -15,6 +15,7 @@ cdef class OutputBuffer:
     cdef int append_bytes(self, bytes data) except -1
     cdef int append_chunk_size(self, size_t size) except -1
     cdef bytes take(self)
+    cdef void clear(self)
 
 
 cdef struct HeadInfo:

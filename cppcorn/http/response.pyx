@@ -78,9 +78,13 @@ cdef class OutputBuffer:
     cdef bytes take(self):
         """The buffered bytes as one bytes object; the buffer is emptied."""
         cdef bytes result = PyBytes_FromStringAndSize(self.buf.data, self.buf.length)
+        self.clear()
+        return result
+
+    cdef void clear(self):
+        """Empty the buffer, giving back memory a large head took."""
         self.buf.length = 0
         cc_buffer_shrink(&self.buf, RETAINED_CAPACITY, INITIAL_CAPACITY)
-        return result
 
 
 cdef int write_status_line(OutputBuffer out, object status) except -1:

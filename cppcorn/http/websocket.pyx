@@ -11,7 +11,6 @@ import collections
 import contextvars
 import hashlib
 import os
-import sys
 import urllib.parse
 import zlib
 
@@ -21,7 +20,7 @@ from libc.stdint cimport uint8_t
 from libc.string cimport memcpy, memmove
 
 from cppcorn.http.byte_buffer cimport cc_buffer_append, cc_buffer_free, cc_buffer_init
-from cppcorn.http.connection cimport Connection, ServerState
+from cppcorn.http.connection cimport Connection, ServerState, start_app_task
 from cppcorn.http.response cimport OutputBuffer, status_line, write_headers, HeadInfo
 from cppcorn.http.websocket_frame cimport (
     CC_WS_BINARY,
@@ -49,9 +48,7 @@ DEF FRAME_COPY_LIMIT = 16384
 # the connection (Uvicorn's close_timeout).
 DEF CLOSE_TIMEOUT = 10.0
 
-cdef object Task = asyncio.Task
 cdef object Context = contextvars.Context
-cdef bint CREATE_TASK_TAKES_CONTEXT = sys.version_info >= (3, 11)
 
 cdef bytes ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 cdef bytes DEFLATE_TAIL = b"\x00\x00\xff\xff"
@@ -234,14 +231,7 @@ cdef class WebSocketProtocol(Connection):
         transport.set_protocol(self)
         coroutine = self.run_asgi()
         context = Context() if settings.reset_contextvars else None
-        if settings.eager_tasks:
-            task = Task(coroutine, loop=self.loop, context=context, eager_start=True)
-        elif context is not None and CREATE_TASK_TAKES_CONTEXT:
-            task = self.loop.create_task(coroutine, context=context)
-        elif context is not None:
-            task = context.run(self.loop.create_task, coroutine)
-        else:
-            task = self.loop.create_task(coroutine)
+        task = start_app_task(self.loop, coroutine, context, settings.eager_tasks)
         if not task.done():
             self.task = task
             self.state.tasks.add(task)

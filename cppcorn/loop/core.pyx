@@ -281,6 +281,10 @@ cdef class LoopCore:
     def _debug(self, value):
         self.debug_flag = value
 
+    def get_debug(self):
+        # asyncio's is Python, and every future and task asks it when made.
+        return self.debug_flag
+
     # ------------------------------------------------------------ time
 
     cdef double now(self):

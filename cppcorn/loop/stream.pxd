@@ -1,9 +1,10 @@
 # Stream transports of cppcorn.loop (TCP and Unix sockets): readiness from
 # the core straight into recv()/writev(), with asyncio's transport interface
-# on top. write_bytes() is the C-level write entry point for protocols
-# compiled against this .pxd.
+# on top. Compiled protocols talk to it through csrc/stream_seam.h: the
+# transport hands them its read buffer and offers write_bytes() as their write.
 
 from cppcorn.loop.core cimport IOWatcher, LoopCore
+from cppcorn.stream_seam cimport cc_stream_receiver
 
 
 cdef class StreamTransport(IOWatcher):
@@ -11,6 +12,8 @@ cdef class StreamTransport(IOWatcher):
     cdef object sock
     cdef object protocol
     cdef bint buffered_protocol
+    # The protocol's C-level data_received(), when it offers one.
+    cdef const cc_stream_receiver *receiver
     cdef object server
     cdef dict extra
     # asyncio.Server (3.13) keeps its transports in a WeakSet.
@@ -36,6 +39,7 @@ cdef class StreamTransport(IOWatcher):
     cdef object flow_waiter
 
     cdef int write_bytes(self, const char *data, Py_ssize_t size, object owner) except -1
+    cdef int write_chunks(self, object chunks) except -1
     cdef int queue(self, object data, Py_ssize_t offset) except -1
     cdef int update_interest(self) except -1
     cdef int read_ready(self) except -1

@@ -3,7 +3,8 @@
 # Behaviour (callback order, error messages, flow control, what close() and
 # abort() do with buffered data) follows asyncio's _SelectorSocketTransport;
 # the differences are mechanical: reads land in one per-process buffer and
-# become a bytes object of exactly the received size, writes go out with
+# become a bytes object of exactly the received size (or, for a protocol
+# offering a receiver, csrc/stream_seam.h, are parsed in place), writes go out with
 # send()/writev() straight from the caller's bytes objects, and readiness
 # arrives as a C call from the core instead of a queued handle.
 
@@ -15,10 +16,12 @@ from asyncio.log import logger
 
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid, PyCapsule_New
 from libc.errno cimport errno
 
 from cppcorn.loop.core cimport CC_IO_READ, CC_IO_WRITE
 from cppcorn.loop.syscalls cimport MSG_NOSIGNAL, iovec, os_error, recv, send, would_block, writev
+from cppcorn.stream_seam cimport CC_RECEIVER_CAPSULE, CC_SENDER_CAPSULE, cc_stream_receiver, cc_stream_sender
 
 
 cdef extern from "<sys/socket.h>":
@@ -36,10 +39,29 @@ DEF READ_SIZE = 262144
 DEF WRITEV_MAX = 64
 cdef int LOG_THRESHOLD_FOR_CONNLOST_WRITES = constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
 
-# Reads land here and are copied into a bytes object of the size received.
-# One buffer serves every loop: it is only used with the GIL held, from the
-# recv() to the copy.
+# Reads land here, and are copied into a bytes object of the size received
+# or parsed in place by a protocol's receiver. One buffer serves every loop:
+# it is only used with the GIL held, from the recv() until the protocol's
+# call returns (nothing in that call reads a stream transport).
 cdef char read_buffer[READ_SIZE]
+
+
+# The transport's side of csrc/stream_seam.h, offered to compiled protocols
+# as StreamTransport.__cppcorn_sender__.
+
+cdef int _seam_write(object transport, const char *data, Py_ssize_t size, object owner) except -1:
+    return (<StreamTransport>transport).write_bytes(data, size, owner)
+
+
+cdef int _seam_writelines(object transport, tuple chunks) except -1:
+    return (<StreamTransport>transport).write_chunks(chunks)
+
+
+cdef bint _seam_is_closing(object transport) noexcept:
+    return (<StreamTransport>transport).closing
+
+
+cdef cc_stream_sender SENDER = cc_stream_sender(_seam_write, _seam_writelines, _seam_is_closing)
 
 
 cdef class StreamTransport(IOWatcher):
@@ -48,6 +70,7 @@ cdef class StreamTransport(IOWatcher):
     # For loop.sendfile() and loop.start_tls(), which look for these.
     _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
     _start_tls_compatible = True
+    __cppcorn_sender__ = PyCapsule_New(&SENDER, CC_SENDER_CAPSULE, NULL)
 
     def __init__(self, loop, sock, protocol, waiter=None, extra=None, server=None):
         self.loop = loop
@@ -127,9 +150,11 @@ cdef class StreamTransport(IOWatcher):
             return 0
         if n == 0:
             return self.read_eof()
-        data = PyBytes_FromStringAndSize(read_buffer, n)
         try:
-            self.protocol.data_received(data)
+            if self.receiver is not NULL:
+                self.receiver.data_received(self.protocol, read_buffer, <size_t>n)
+            else:
+                self.protocol.data_received(PyBytes_FromStringAndSize(read_buffer, n))
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -247,10 +272,6 @@ cdef class StreamTransport(IOWatcher):
         return 0
 
     def writelines(self, list_of_data):
-        if self.eof_written:
-            raise RuntimeError("Cannot call writelines() after write_eof()")
-        if self.empty_waiter is not None:
-            raise RuntimeError("unable to writelines; sendfile is in progress")
         chunks = []
         for data in list_of_data:
             if type(data) is not bytes:
@@ -260,20 +281,30 @@ cdef class StreamTransport(IOWatcher):
                 data = bytes(data)
             if data:
                 chunks.append(data)
-        if not chunks:
-            return
+        if chunks:
+            self.write_chunks(chunks)
+
+    cdef int write_chunks(self, object chunks) except -1:
+        """writelines() of a sequence of bytes objects: all of them in one
+        writev(); what the socket does not take waits for writability."""
+        cdef bint was_idle
+        if self.eof_written:
+            raise RuntimeError("Cannot call writelines() after write_eof()")
+        if self.empty_waiter is not None:
+            raise RuntimeError("unable to writelines; sendfile is in progress")
         if self.conn_lost:
             if self.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
                 logger.warning("socket.send() raised exception.")
             self.conn_lost += 1
-            return
+            return 0
         was_idle = self.write_size == 0
         for data in chunks:
-            self.queue(data, 0)
-        if was_idle:
-            # All of it in one writev(); what remains waits for writability.
+            if PyBytes_GET_SIZE(data):
+                self.queue(data, 0)
+        if was_idle and self.write_size:
             self.write_ready()
         self.maybe_pause_protocol()
+        return 0
 
     cdef int write_ready(self) except -1:
         cdef iovec iov[WRITEV_MAX]
@@ -500,6 +531,11 @@ cdef class StreamTransport(IOWatcher):
     def set_protocol(self, protocol):
         self.protocol = protocol
         self.buffered_protocol = isinstance(protocol, protocols.BufferedProtocol)
+        receiver = getattr(type(protocol), "__cppcorn_receiver__", None)
+        if PyCapsule_IsValid(receiver, CC_RECEIVER_CAPSULE):
+            self.receiver = <const cc_stream_receiver *>PyCapsule_GetPointer(receiver, CC_RECEIVER_CAPSULE)
+        else:
+            self.receiver = NULL
 
     def get_protocol(self):
         return self.protocol
