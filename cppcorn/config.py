@@ -98,10 +98,14 @@ def _cppcorn_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
 
 
 def _auto_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
-    try:
-        return _uvloop_loop_factory()
-    except ImportError:
-        return _asyncio_loop_factory()
+    # cppcorn.loop wherever it is built (every POSIX system); uvloop, then
+    # asyncio, elsewhere (Windows).
+    for factory in (_cppcorn_loop_factory, _uvloop_loop_factory):
+        try:
+            return factory()
+        except ImportError:
+            pass
+    return _asyncio_loop_factory()
 
 
 LOOP_FACTORIES: dict[str, Callable[[], Callable[[], asyncio.AbstractEventLoop]]] = {

@@ -104,8 +104,8 @@ def parse_header(header: str) -> tuple[str, str]:
               help="With --workers: each worker binds its own SO_REUSEPORT listener and the kernel spreads "
               "connections across them (Linux), instead of all workers sharing one socket.")
 @click.option("--loop", type=str, default="auto", show_default=True,
-              help="Event loop factory implementation: auto, asyncio, uvloop, cppcorn (the compiled loop), none, "
-              "or module:factory.")
+              help="Event loop factory implementation: auto (cppcorn where it is built, else uvloop if "
+              "installed, else asyncio), asyncio, uvloop, cppcorn (the compiled loop), none, or module:factory.")
 @click.option("--http", type=str, default="auto", show_default=True,
               help="HTTP protocol implementation. cppcorn always uses its compiled llhttp protocol; "
               "auto, httptools and h11 are accepted for compatibility.")

@@ -79,7 +79,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 class CppcornWorker(Worker):
     """A gunicorn worker serving an ASGI application with cppcorn; the event
-    loop is uvloop when installed, asyncio otherwise."""
+    loop is `--loop auto`'s: cppcorn's own where it is built, else uvloop when
+    installed, else asyncio."""
 
     CONFIG_KWARGS: ClassVar[dict[str, Any]] = {"loop": "auto", "http": "auto"}
 
