@@ -8,11 +8,12 @@ interleaved (round 1 of every server, then round 2, ...) so that the drift of a
 noisy shared machine hits every server alike; the table shows medians.
 Besides requests/s and p99 latency, it reports the CPU time the server's whole
 process tree spent per request, which still compares servers when wrk, not the
-server, is the bottleneck.
+server, is the bottleneck. Some scenarios change the load (their own wrk
+options, Lua script or connection count): see SCENARIOS.
 
 Standard library only; run it with bench/.venv/bin/python (bench/setup.sh).
 Prints markdown on stdout, progress on stderr, and writes the raw results as
-JSON to bench/results/<timestamp>.json.
+JSON to bench/results/<timestamp>.json (bench/chart.py draws them).
 """
 
 from __future__ import annotations
@@ -25,11 +26,10 @@ import json
 import os
 import platform
 import re
+import resource
 import shlex
 import shutil
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,21 +41,57 @@ from typing import Any, Callable
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
-HOST = "127.0.0.1"  # the only address this script ever talks to
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-SERVERS = ("cppcorn", "cppcorn-loop", "uvicorn", "granian", "nginx")
+if str(REPO_ROOT) not in sys.path:
+    # Run as `python bench/load.py`, only bench/ is on the path. Appended, not
+    # prepended: this process never imports cppcorn, and must not shadow
+    # anything installed.
+    sys.path.append(str(REPO_ROOT))
+
+from bench.apps.large import BODY as LARGE_BODY  # the path is set just above
+from bench.common import (
+    CLOCK_TICKS,
+    HOST,
+    SHARED_CORE_PERCENT,
+    ServerProcess,
+    command_line,
+    core_ticks,
+    exit_on_signal,
+    forget,
+    format_value,
+    free_port,
+    log,
+    median,
+    portable_argv,
+    short_number,
+    signal_group,
+    spawn,
+    stop,
+    stop_everything,
+    table_cell,
+    tree_cpu_seconds,
+    without_repo_path,
+)
+
+SERVERS = ("cppcorn", "cppcorn-uvloop", "uvicorn", "granian", "nginx")
 # With --workers N > 1: cppcorn twice, sharing one listening socket (the
 # default) and with one SO_REUSEPORT listener per worker; nginx, the floor of
 # the single-process runs, is left out.
 WORKERS_SERVERS = ("cppcorn", "cppcorn-reuse-port", "uvicorn", "granian")
-# Above this share of the server's core used by other processes during a run,
-# the run is noted as disturbed (it still counts: the note says how much).
-SHARED_CORE_PERCENT = 5.0
+# Every scenario runs on these; nginx only where it can answer as the app does.
+PYTHON_SERVERS = ("cppcorn", "cppcorn-uvloop", "cppcorn-reuse-port", "uvicorn", "granian")
+WRK_SCRIPTS = BENCH_DIR / "wrk"
+PIPELINE_DEPTH = 16  # requests per write in `pipelined`
+UPLOAD_BYTES = 8 << 20  # request body of `upload`
+MANY_CONNECTIONS = 1000  # `conn1000`
+DEFAULT_SCENARIOS = "hello,fastapi"
 
 
 # --------------------------------------------------------------------------
-# Scenarios: which app, and what a correct answer to GET / looks like.
+# Scenarios: which app, the load wrk puts on it, and what a correct answer
+# to the probe request (GET / unless the scenario says otherwise) looks like.
 # --------------------------------------------------------------------------
+
+Check = Callable[[int, dict[str, str], bytes], str | None]  # status, headers, body -> error or None
 
 
 @dataclass(frozen=True)
@@ -63,8 +99,45 @@ class Scenario:
     name: str
     title: str
     app: str  # import string, relative to the repo root
-    check: Callable[[int, dict[str, str], bytes], str | None]  # error or None
-    servers: tuple[str, ...]  # which servers can run it
+    check: Check
+    # The `location /` directives that make nginx answer as the app does,
+    # given its run directory (to write files to serve into); None: nginx
+    # cannot run this scenario.
+    nginx: Callable[[Path], str] | None = None
+    connections: int | None = None  # wrk -c, instead of --connections
+    headers: tuple[tuple[str, str], ...] = ()  # sent with every request: by wrk (-H) and the probe
+    script: str | None = None  # a wrk Lua script in bench/wrk/
+    script_args: tuple[str, ...] = ()  # its arguments (after the URL)
+    wrk_options: tuple[str, ...] = ()  # any other
+    probe_method: str = "GET"
+    probe_body: bytes | None = None
+    # False where wrk's latency percentiles are wrong: with pipelining, its
+    # coordinated-omission correction takes every response for a request
+    # interval and adds samples below the minimum, which its percentiles then
+    # never reach (all 0, wg/wrk#236). The report shows no latency there.
+    latency: bool = True
+
+    @property
+    def servers(self) -> tuple[str, ...]:
+        """Which servers can run it."""
+        return PYTHON_SERVERS + (("nginx",) if self.nginx else ())
+
+    @property
+    def own_load(self) -> bool:
+        """Whether wrk's load differs from the default (keep-alive GET /, --connections)."""
+        return bool(self.connections or self.headers or self.script or self.wrk_options)
+
+
+def wrk_arguments(scenario: Scenario, connections: int, duration: int, url: str) -> list[str]:
+    """wrk's arguments for one run of the scenario."""
+    headers = [arg for name, value in scenario.headers for arg in ("-H", f"{name}: {value}")]
+    script = ["-s", str(WRK_SCRIPTS / scenario.script)] if scenario.script else []
+    return ["-t1", f"-c{connections}", f"-d{duration}s", "--latency", *scenario.wrk_options,
+            *headers, *script, url, *scenario.script_args]
+
+
+def wrk_connections(scenario: Scenario, args: argparse.Namespace) -> int:
+    return scenario.connections or args.connections
 
 
 def _check_hello(status: int, headers: dict[str, str], body: bytes) -> str | None:
@@ -77,6 +150,12 @@ def _check_hello(status: int, headers: dict[str, str], body: bytes) -> str | Non
     if headers.get("content-length") != "13":
         return f"content-length {headers.get('content-length')!r}"
     return None
+
+
+def _check_close(status: int, headers: dict[str, str], body: bytes) -> str | None:
+    if headers.get("connection", "").lower() != "close":
+        return f"connection {headers.get('connection')!r} in answer to Connection: close"
+    return _check_hello(status, headers, body)
 
 
 def _check_fastapi(status: int, headers: dict[str, str], body: bytes) -> str | None:
@@ -93,20 +172,104 @@ def _check_fastapi(status: int, headers: dict[str, str], body: bytes) -> str | N
     return None
 
 
+def _check_large(status: int, headers: dict[str, str], body: bytes) -> str | None:
+    if status != 200:
+        return f"status {status}"
+    if headers.get("content-length") != str(len(LARGE_BODY)):
+        return f"content-length {headers.get('content-length')!r}"
+    if body != LARGE_BODY:
+        return f"body of {len(body)} bytes, not bench/apps/large.py's {len(LARGE_BODY)}"
+    if not headers.get("content-type", "").startswith("application/octet-stream"):
+        return f"content-type {headers.get('content-type')!r}"
+    return None
+
+
+def _check_upload(status: int, headers: dict[str, str], body: bytes) -> str | None:
+    if status != 200:
+        return f"status {status}"
+    if body != str(UPLOAD_BYTES).encode():
+        return f"body {body[:80]!r}: the app did not count the {UPLOAD_BYTES} bytes sent"
+    return None
+
+
+def _nginx_hello(rundir: Path) -> str:
+    return 'return 200 "Hello, world!";'  # as bench/nginx.conf has it
+
+
+def _nginx_large(rundir: Path) -> str:
+    # The same bytes as the app, from a static file, as nginx serves files
+    # in practice (sendfile).
+    path = rundir / "large.bin"
+    path.write_bytes(LARGE_BODY)
+    # Started by root, nginx's workers run as nobody: let them reach the file
+    # through the scratch directories (search, not list).
+    path.chmod(0o644)
+    for directory in (rundir, rundir.parent):
+        directory.chmod(directory.stat().st_mode | 0o111)
+    return (f"root {rundir};\ntry_files /large.bin =404;\n"
+            "default_type application/octet-stream;\nsendfile on;")
+
+
+HELLO_APP = "bench.apps.hello:app"
 SCENARIOS = {
     "hello": Scenario(
         "hello",
         "raw ASGI hello world (13-byte text/plain)",
-        "bench.apps.hello:app",
+        HELLO_APP,
         _check_hello,
-        ("cppcorn", "cppcorn-loop", "cppcorn-reuse-port", "uvicorn", "granian", "nginx"),
+        nginx=_nginx_hello,
     ),
     "fastapi": Scenario(
         "fastapi",
         'FastAPI hello (async handler returning {"message": "Hello, world!"} as JSON)',
         "bench.apps.fastapi_app:app",
         _check_fastapi,
-        ("cppcorn", "cppcorn-loop", "cppcorn-reuse-port", "uvicorn", "granian"),  # nginx has no app to run
+    ),
+    "close": Scenario(
+        "close",
+        "hello, every request with `Connection: close` (a new TCP connection per request)",
+        HELLO_APP,
+        _check_close,
+        nginx=_nginx_hello,
+        headers=(("Connection", "close"),),
+    ),
+    "pipelined": Scenario(
+        "pipelined",
+        f"hello, {PIPELINE_DEPTH} pipelined requests per write (bench/wrk/pipeline.lua)",
+        HELLO_APP,
+        _check_hello,
+        nginx=_nginx_hello,
+        script="pipeline.lua",
+        script_args=(str(PIPELINE_DEPTH),),
+        latency=False,
+    ),
+    "large": Scenario(
+        "large",
+        "raw ASGI, a 1 MiB response body (application/octet-stream; nginx: a static file)",
+        "bench.apps.large:app",
+        _check_large,
+        nginx=_nginx_large,
+    ),
+    "upload": Scenario(
+        "upload",
+        "raw ASGI, an 8 MiB POST body read whole, its length answered (bench/wrk/upload.lua)",
+        "bench.apps.upload:app",
+        _check_upload,
+        script="upload.lua",
+        script_args=(str(UPLOAD_BYTES),),
+        # 64 uploads of 8 MiB at once: a slow server takes more than wrk's
+        # default 2 s to answer some, which wrk would count as errors.
+        wrk_options=("--timeout", "10s"),
+        probe_method="POST",
+        probe_body=b"x" * UPLOAD_BYTES,
+    ),
+    "conn1000": Scenario(
+        "conn1000",
+        f"hello, {MANY_CONNECTIONS:,} concurrent keep-alive connections",
+        HELLO_APP,
+        _check_hello,
+        nginx=_nginx_hello,
+        connections=MANY_CONNECTIONS,
     ),
 }
 
@@ -116,18 +279,21 @@ SCENARIOS = {
 # --------------------------------------------------------------------------
 
 
-def server_command(name: str, scenario: Scenario, port: int, rundir: Path, workers: int = 1) -> list[str]:
+def server_command(name: str, scenario: Scenario, port: int, rundir: Path, workers: int,
+                   connections: int) -> list[str]:
     py = sys.executable
     # cppcorn and uvicorn run one process unless told otherwise, and then
     # only take the option above one.
     worker_args = ["--workers", str(workers)] if workers > 1 else []
-    if name in ("cppcorn", "cppcorn-loop", "cppcorn-reuse-port"):
+    if name in ("cppcorn", "cppcorn-uvloop", "cppcorn-reuse-port"):
         # --app-dir instead of running from the repo root: there, `python -m
         # cppcorn` would import the unbuilt source tree instead of the
         # installed, compiled package.
         return [py, "-m", "cppcorn", scenario.app, "--app-dir", str(REPO_ROOT),
                 "--host", HOST, "--port", str(port), "--no-access-log",
-                "--log-level", "warning", "--loop", "cppcorn" if name == "cppcorn-loop" else "uvloop",
+                # `auto` is cppcorn's own loop; named, so that a build without
+                # it fails instead of falling back to uvloop.
+                "--log-level", "warning", "--loop", "uvloop" if name == "cppcorn-uvloop" else "cppcorn",
                 *worker_args, *(["--reuse-port"] if name == "cppcorn-reuse-port" else [])]
     if name == "uvicorn":
         # Naming uvloop and httptools makes uvicorn fail instead of silently
@@ -141,7 +307,8 @@ def server_command(name: str, scenario: Scenario, port: int, rundir: Path, worke
                 "--host", HOST, "--port", str(port), "--no-ws", "--no-access-log",
                 "--log-level", "warning"]
     if name == "nginx":
-        conf = write_nginx_conf(port, rundir)
+        assert scenario.nginx is not None
+        conf = write_nginx_conf(port, rundir, scenario.nginx(rundir), connections)
         return [find_tool("nginx"), "-p", str(rundir), "-c", str(conf), "-e", "stderr"]
     raise ValueError(name)
 
@@ -149,9 +316,9 @@ def server_command(name: str, scenario: Scenario, port: int, rundir: Path, worke
 # Shared libraries that must be mapped in the server's process tree once it
 # has answered a request: proof that the fast paths we asked for are in use.
 REQUIRED_NATIVE = {
-    "cppcorn": ("uvloop",),
-    "cppcorn-loop": ("cppcorn/loop",),
-    "cppcorn-reuse-port": ("uvloop",),
+    "cppcorn": ("cppcorn/loop",),
+    "cppcorn-uvloop": ("uvloop",),
+    "cppcorn-reuse-port": ("cppcorn/loop",),
     "uvicorn": ("uvloop", "httptools"),
     "granian": ("uvloop",),
     "nginx": (),
@@ -161,7 +328,7 @@ PEER_PACKAGES = ("cppcorn", "uvicorn", "uvloop", "httptools", "granian",
                  "fastapi", "starlette", "pydantic")
 
 
-def write_nginx_conf(port: int, rundir: Path) -> Path:
+def write_nginx_conf(port: int, rundir: Path, location: str, connections: int) -> Path:
     nginx_v = subprocess.run([find_tool("nginx"), "-V"], capture_output=True,
                              text=True, timeout=10).stderr
     # One temp path per module this build has, so that nginx never needs the
@@ -173,9 +340,22 @@ def write_nginx_conf(port: int, rundir: Path) -> Path:
     text = (BENCH_DIR / "nginx.conf").read_text()
     text = (text.replace("@PORT@", str(port)).replace("@RUNDIR@", str(rundir))
             .replace("@TEMP_PATHS@", "\n".join(temp_paths)))
+    # The template's `location / { ... }` gets the scenario's directives...
+    text = _replace_once(r"(\n\s*location / \{)[^{}]*(\})", lambda m: f"{m[1]}\n{location}\n{m[2]}", text)
+    # ... and its worker one connection per wrk connection, and some to spare
+    # (otherwise nginx closes connections in use to accept new ones).
+    text = _replace_once(r"worker_connections (\d+);",
+                         lambda m: f"worker_connections {max(int(m[1]), connections + 100)};", text)
     conf = rundir / "nginx.conf"
     conf.write_text(text)
     return conf
+
+
+def _replace_once(pattern: str, replacement: Callable[[re.Match[str]], str], text: str) -> str:
+    text, found = re.subn(pattern, replacement, text)
+    if found != 1:
+        raise RuntimeError(f"bench/nginx.conf: {found} matches of {pattern!r} instead of one")
+    return text
 
 
 def find_tool(name: str) -> str:
@@ -186,159 +366,15 @@ def find_tool(name: str) -> str:
     return path
 
 
-# --------------------------------------------------------------------------
-# Processes: every one we start is in its own process group and registered,
-# so that all of them are stopped on any exit (normal, exception, Ctrl-C,
-# SIGTERM).
-# --------------------------------------------------------------------------
-
-_started: list[subprocess.Popen[bytes]] = []
-
-
-def spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL, **kwargs)
-    _started.append(proc)
-    return proc
-
-
-def stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
-    """SIGTERM the process group, then SIGKILL whatever is left after `grace` s.
-
-    The whole group, because servers have workers, and a worker can outlive
-    its parent.
-    """
-    _signal_group(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and (proc.poll() is None or _group_alive(proc.pid)):
-        time.sleep(0.05)
-    _signal_group(proc.pid, signal.SIGKILL)
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        log(f"warning: pid {proc.pid} survived SIGKILL")
-    forget(proc)
-
-
-def forget(proc: subprocess.Popen[bytes]) -> None:
-    if proc in _started:
-        _started.remove(proc)
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-
-
-def stop_everything() -> None:
-    # Ignore further Ctrl-C while cleaning up, or a second press would leave
-    # servers behind.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    for proc in list(_started):
-        stop(proc)
-
-
-def exit_on_signal(signum: int, _frame: Any) -> None:
-    # Unwinds like Ctrl-C does, through main()'s finally, which stops everything.
-    raise KeyboardInterrupt
-
-
-# --------------------------------------------------------------------------
-# CPU time of a process tree, from /proc.
-# --------------------------------------------------------------------------
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name (field 3 is index 0)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:  # the process is gone
-        return None
-    # The command name may contain spaces and parentheses: split after the last ')'.
-    return data[data.rindex(b")") + 2:].decode().split()
-
-
-def tree_pids(root: int) -> list[int]:
-    """The root and all its descendants.
-
-    Built from every process's parent pid: /proc/<pid>/task/<tid>/children
-    needs CONFIG_PROC_CHILDREN, which some kernels (this VM's among them) lack.
-    """
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat_fields(int(entry))
-            if fields is not None:
-                children.setdefault(int(fields[1]), []).append(int(entry))
-    pids, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        pids.append(pid)
-        todo.extend(children.get(pid, ()))
-    return pids
-
-
-def tree_cpu_seconds(root: int) -> float:
-    """utime+stime of every process in the tree, all threads included.
-
-    cutime+cstime are added too: they hold the CPU of descendants that exited
-    and were reaped during the window, which would otherwise vanish.
-    """
-    ticks = 0
-    for pid in tree_pids(root):
-        fields = _stat_fields(pid)
-        if fields is not None:
-            # utime, stime, cutime, cstime are fields 14-17 of the stat line.
-            ticks += sum(int(v) for v in fields[11:15])
-    return ticks / CLOCK_TICKS
-
-
-def core_ticks(cpus: list[int]) -> tuple[int, int]:
-    """(busy, softirq) clock ticks of these CPUs since boot, from /proc/stat.
-
-    The server's own utime+stime leaves out softirq time, where the kernel
-    does much of the loopback TCP work; the core's busy time includes it, so
-    "core busy" near 100% says the server's core is saturated even when the
-    server's own CPU is well below 100%.
-    """
-    busy = soft = 0
-    found = set()
-    with open("/proc/stat") as f:
-        for line in f:
-            name = line.split(maxsplit=1)[0]
-            if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
-                user, nice, system, _idle, _iowait, irq, softirq = map(int, line.split()[1:8])
-                busy += user + nice + system + irq + softirq
-                soft += softirq
-                found.add(int(name[3:]))
-    if found != set(cpus):
-        raise RuntimeError(f"cpu{sorted(set(cpus) - found)} not in /proc/stat")
-    return busy, soft
-
-
-def native_modules_loaded(root: int, modules: tuple[str, ...]) -> dict[str, bool]:
-    """Whether each module's extension (.so) is mapped into any process of the tree."""
-    found = dict.fromkeys(modules, False)
-    for pid in tree_pids(root):
-        try:
-            maps = Path(f"/proc/{pid}/maps").read_text()
-        except OSError:
-            continue
-        for module in modules:
-            if re.search(rf"/{re.escape(module)}/\S*\.so\b", maps):
-                found[module] = True
-    return found
+def raise_open_files_limit(needed: int) -> None:
+    """The soft RLIMIT_NOFILE up to the hard limit, for this process and all it
+    starts: with `conn1000`, wrk and the server each hold 1,000 sockets."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if hard < needed:
+        log(f"warning: open files limited to {hard} (ulimit -Hn); {needed} needed: "
+            "expect connect errors")
 
 
 # --------------------------------------------------------------------------
@@ -409,14 +445,14 @@ def measured_cores(args: argparse.Namespace) -> tuple[list[int], list[int]]:
     return [args.server_cpu], [args.wrk_cpu]
 
 
-def run_wrk(port: int, args: argparse.Namespace, duration: int) -> WrkResult:
-    argv = [*pinned_to(args.wrk_cpu, args), find_tool("wrk"), "-t1",
-            f"-c{args.connections}", f"-d{duration}s", "--latency", f"http://{HOST}:{port}/"]
+def run_wrk(port: int, scenario: Scenario, args: argparse.Namespace, duration: int) -> WrkResult:
+    argv = [*pinned_to(args.wrk_cpu, args), find_tool("wrk"),
+            *wrk_arguments(scenario, wrk_connections(scenario, args), duration, f"http://{HOST}:{port}/")]
     with tempfile.TemporaryFile() as out:
         proc = spawn(argv, stdout=out, stderr=subprocess.STDOUT)
         # wrk normally ends on its own after `duration`; the timer is only a
         # safety net so that a hung wrk cannot hang the benchmark.
-        timer = threading.Timer(duration + 30, _signal_group, (proc.pid, signal.SIGKILL))
+        timer = threading.Timer(duration + 30, signal_group, (proc.pid, signal.SIGKILL))
         timer.start()
         try:
             # wait4 rather than wait(): it also returns wrk's CPU time.
@@ -442,8 +478,8 @@ class Run:
     round: int
     requests: int
     requests_per_s: float
-    p50_ms: float
-    p99_ms: float
+    p50_ms: float | None  # None: not measured (Scenario.latency)
+    p99_ms: float | None
     server_cpu_s: float
     cpu_us_per_request: float
     server_cpu_percent: float  # of one core, over the window
@@ -465,97 +501,42 @@ class Run:
 
 
 @dataclass
-class ServerUnderTest:
-    name: str
-    scenario: Scenario
-    port: int
-    rundir: Path
-    argv: list[str] = field(default_factory=list)
-    proc: subprocess.Popen[bytes] | None = None
-    error: str | None = None
-    log_excerpt: str = ""  # the end of the server's output, kept when it fails
-    native: dict[str, bool] = field(default_factory=dict)
+class ServerUnderTest(ServerProcess):
+    scenario: Scenario = field(kw_only=True)
     warmup: dict[str, Any] | None = None
     runs: list[Run] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # runs that produced no numbers
 
-    @property
-    def log_path(self) -> Path:
-        return self.rundir / f"{self.name}.log"
+    def command(self, args: argparse.Namespace) -> list[str]:
+        return server_command(self.name, self.scenario, self.port, self.rundir, args.workers,
+                              wrk_connections(self.scenario, args))
 
-    @property
-    def ok(self) -> bool:
-        return self.error is None
+    def pinning(self, args: argparse.Namespace) -> list[str]:
+        return pinned_to(args.server_cpu, args)
 
-    def fail(self, reason: str) -> None:
-        if self.proc is not None:
-            stop(self.proc)  # first, so that the log is complete
-        self.error = reason
-        self.log_excerpt = self.log_tail()
-        log(f"  {self.name}: FAILED: {reason}\n{self.log_excerpt}".rstrip())
-
-    def failure_summary(self) -> str:
-        """One line for the table: the reason and the last line the server logged."""
-        last = self.log_excerpt.strip().splitlines()[-1:] if self.log_excerpt else []
-        return without_repo_path(": ".join([self.error or "", *last]))
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.rstrip().splitlines()[-lines:])
-
-    def start(self, args: argparse.Namespace) -> None:
-        self.argv = server_command(self.name, self.scenario, self.port, self.rundir, args.workers)
-        log(f"  starting {self.name} on port {self.port}")
-        with open(self.log_path, "wb") as logfile:
-            # Run from the scratch directory, not the repo root: see server_command.
-            self.proc = spawn([*pinned_to(args.server_cpu, args), *self.argv],
-                              cwd=self.rundir, stdout=logfile, stderr=subprocess.STDOUT)
-        try:
-            self._wait_for_port(args.start_timeout)
-            self._check_response()
-        except RuntimeError as exc:
-            self.fail(str(exc))
-            return
-        self.native = native_modules_loaded(self.proc.pid, REQUIRED_NATIVE[self.name])
-        missing = [m for m, loaded in self.native.items() if not loaded]
+    def verify(self) -> None:
+        self._check_response()
+        missing = self.check_native(REQUIRED_NATIVE[self.name])
         if missing:
-            self.fail(f"{', '.join(missing)} not loaded in the server's processes")
-
-    def _wait_for_port(self, timeout: float) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"exited with code {self.proc.returncode} during start-up")
-            try:
-                socket.create_connection((HOST, self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"port {self.port} not accepting connections after {timeout:g} s")
+            raise RuntimeError(f"{', '.join(missing)} not loaded in the server's processes")
 
     def _check_response(self) -> None:
+        """The scenario's probe request, and its check of the answer."""
+        scenario = self.scenario
+        request = f"{scenario.probe_method} /"
         conn = http.client.HTTPConnection(HOST, self.port, timeout=10)
         try:
-            conn.request("GET", "/")
+            conn.request(scenario.probe_method, "/", body=scenario.probe_body, headers=dict(scenario.headers))
             response = conn.getresponse()
             body = response.read()
             headers = {k.lower(): v for k, v in response.getheaders()}
         except (OSError, http.client.HTTPException) as exc:
-            raise RuntimeError(f"GET / failed: {exc!r}") from exc
+            raise RuntimeError(f"{request} failed: {exc!r}") from exc
         finally:
             conn.close()
-        problem = self.scenario.check(response.status, headers, body)
+        problem = scenario.check(response.status, headers, body)
         if problem:
-            raise RuntimeError(f"GET / answered wrongly: {problem}")
-
-    def alive(self) -> bool:
-        if self.ok and self.proc is not None and self.proc.poll() is not None:
-            self.fail(f"died (exit code {self.proc.returncode})")
-        return self.ok
+            raise RuntimeError(f"{request} answered wrongly: {problem}")
 
     def measure(self, args: argparse.Namespace, round_no: int, duration: int) -> Run | None:
         assert self.proc is not None
@@ -566,7 +547,7 @@ class ServerUnderTest:
         wrk_core_before = core_ticks(wrk_cores)
         cpu_before, wall_before = tree_cpu_seconds(self.proc.pid), time.monotonic()
         try:
-            result = run_wrk(self.port, args, duration)
+            result = run_wrk(self.port, self.scenario, args, duration)
         except (RuntimeError, ValueError) as exc:
             if self.alive():  # a dead server explains itself; otherwise record it
                 what = "warm-up" if round_no == 0 else f"round {round_no}"
@@ -585,8 +566,8 @@ class ServerUnderTest:
             round=round_no,
             requests=result.requests,
             requests_per_s=result.requests_per_s,
-            p50_ms=result.p50_ms,
-            p99_ms=result.p99_ms,
+            p50_ms=result.p50_ms if self.scenario.latency else None,
+            p99_ms=result.p99_ms if self.scenario.latency else None,
             server_cpu_s=cpu_s,
             cpu_us_per_request=cpu_s * 1e6 / result.requests if result.requests else float("nan"),
             server_cpu_percent=100 * cpu_s / wall_s,
@@ -613,16 +594,6 @@ class ServerUnderTest:
 # --------------------------------------------------------------------------
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 def run_scenario(scenario: Scenario, names: list[str], args: argparse.Namespace,
                  scratch: Path) -> list[ServerUnderTest]:
     log(f"scenario {scenario.name}: {scenario.title}")
@@ -630,7 +601,7 @@ def run_scenario(scenario: Scenario, names: list[str], args: argparse.Namespace,
     for name in names:
         rundir = scratch / f"{scenario.name}-{name}"
         rundir.mkdir()
-        server = ServerUnderTest(name, scenario, free_port(), rundir)
+        server = ServerUnderTest(name, free_port(), rundir, scenario=scenario)
         servers.append(server)
         server.start(args)  # one at a time: start-up CPU would disturb the others
 
@@ -655,7 +626,7 @@ def run_scenario(scenario: Scenario, names: list[str], args: argparse.Namespace,
             server.runs.append(run)
             flag = f"  !! {', '.join(run.problems)}" if run.problems else ""
             log(f"  round {round_no} {server.name:8} {run.requests_per_s:>10,.0f} req/s"
-                f"  p99 {run.p99_ms:6.2f} ms  {run.cpu_us_per_request:5.1f} us/req"
+                f"  p99 {format_value(run.p99_ms, '6.2f')} ms  {run.cpu_us_per_request:5.1f} us/req"
                 f"  server {run.server_cpu_percent:3.0f}% cpu (core {run.core_busy_percent:3.0f}%)"
                 f"  wrk {run.wrk_cpu_percent:3.0f}% cpu{flag}")
 
@@ -698,13 +669,16 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
         "versions": versions,
         "settings": {k: getattr(args, k) for k in (
             "connections", "duration", "rounds", "warmup", "pause", "server_cpu", "wrk_cpu", "workers")},
+        "scenarios": {name: {"title": SCENARIOS[name].title, "wrk": wrk_command_line(SCENARIOS[name], args)}
+                      for name in args.scenarios},
     }
 
 
-def command_line() -> str:
-    # Relative to the repo root: the report gets pasted into committed files.
-    script = os.path.relpath(Path(sys.argv[0]).resolve(), REPO_ROOT)
-    return shlex.join(["python", script, *sys.argv[1:]])
+def wrk_command_line(scenario: Scenario, args: argparse.Namespace) -> str:
+    """wrk's command for a round of the scenario, as the report shows it."""
+    url = f"http://{HOST}:<port>/"
+    argv = wrk_arguments(scenario, wrk_connections(scenario, args), args.duration, url)
+    return "wrk " + " ".join(arg if arg == url else shlex.quote(without_repo_path(arg)) for arg in argv)
 
 
 def _tool_version(argv: list[str]) -> str:
@@ -712,25 +686,17 @@ def _tool_version(argv: list[str]) -> str:
     return (out.stderr or out.stdout).strip().splitlines()[0]
 
 
-def median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
 def summarise(server: ServerUnderTest) -> dict[str, Any]:
     clean = server.clean_runs()
     return {
         "requests_per_s": median([r.requests_per_s for r in clean]),
-        "p99_ms": median([r.p99_ms for r in clean]),
+        "p99_ms": median([r.p99_ms for r in clean if r.p99_ms is not None]),
         "cpu_us_per_request": median([r.cpu_us_per_request for r in clean]),
         "server_cpu_percent": median([r.server_cpu_percent for r in clean]),
         "core_busy_percent": median([r.core_busy_percent for r in clean]),
         "wrk_cpu_percent": median([r.wrk_cpu_percent for r in clean]),
         "clean_rounds": len(clean),
     }
-
-
-def format_value(value: float | None, spec: str, suffix: str = "") -> str:
-    return "—" if value is None else format(value, spec) + suffix
 
 
 def core_labels(settings: dict[str, Any]) -> tuple[str, str]:
@@ -775,15 +741,11 @@ def markdown_table(servers: list[ServerUnderTest], labels: tuple[str, str]) -> s
             f"| {format_value(s['p99_ms'], '.2f')} | {format_value(s['cpu_us_per_request'], '.1f')} "
             f"| {format_value(s['server_cpu_percent'], '.0f', '%')} | {format_value(s['core_busy_percent'], '.0f', '%')} "
             f"| {format_value(s['wrk_cpu_percent'], '.0f', '%')} "
-            f"| {' / '.join(f'{r.requests_per_s / 1e3:.1f}k{m}' for r, m in per_round)} "
-            f"| {' / '.join(f'{r.p99_ms:.2f}{m}' for r, m in per_round)} "
+            f"| {' / '.join(short_number(r.requests_per_s) + m for r, m in per_round)} "
+            f"| {' / '.join(format_value(r.p99_ms, '.2f') + m for r, m in per_round)} "
             f"| {' / '.join(f'{r.cpu_us_per_request:.1f}{m}' for r, m in per_round)} "
             f"| {table_cell('; '.join(notes))} |")
     return "\n".join(rows)
-
-
-def table_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def markdown_report(env: dict[str, Any], results: dict[str, list[ServerUnderTest]]) -> str:
@@ -799,7 +761,12 @@ def markdown_report(env: dict[str, Any], results: dict[str, list[ServerUnderTest
         "- method: " + method_summary(env),
     ]
     for name, servers in results.items():
-        lines += ["", f"#### {name}: {SCENARIOS[name].title}", "", markdown_table(servers, core_labels(st))]
+        lines += ["", f"#### {name}: {SCENARIOS[name].title}", ""]
+        if SCENARIOS[name].own_load:
+            lines += [f"Load: `{env['scenarios'][name]['wrk']}`", ""]
+        if not SCENARIOS[name].latency:
+            lines += ["No p99: wrk's latency percentiles are wrong with pipelining (wg/wrk#236).", ""]
+        lines.append(markdown_table(servers, core_labels(st)))
     return "\n".join(lines) + "\n"
 
 
@@ -848,26 +815,14 @@ def to_json(env: dict[str, Any], results: dict[str, list[ServerUnderTest]]) -> d
 # --------------------------------------------------------------------------
 
 
-def portable_argv(argv: list[str]) -> list[str]:
-    """The command without this machine's paths: interpreter by name, repo as '.'."""
-    if not argv:
-        return []
-    return [os.path.basename(argv[0]), *(without_repo_path(a) for a in argv[1:])]
-
-
-def without_repo_path(text: str) -> str:
-    # Reports get pasted into committed files: no paths of this machine.
-    return text.replace(str(REPO_ROOT) + os.sep, "").replace(str(REPO_ROOT), ".")
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Run cppcorn and its peers side by side under wrk (see bench/README.md).")
     parser.add_argument("--servers", default=None,
                         help=f"comma-separated, from: {','.join(SERVERS)} (default: all of them); with "
                              f"--workers N > 1, from: {','.join(WORKERS_SERVERS)} (default: all of them)")
-    parser.add_argument("--scenarios", default="hello,fastapi",
-                        help=f"comma-separated, from: {','.join(SCENARIOS)} (default: %(default)s)")
+    parser.add_argument("--scenarios", default=DEFAULT_SCENARIOS,
+                        help=f"comma-separated, from: {','.join(SCENARIOS)}, or all (default: %(default)s)")
     parser.add_argument("--connections", type=int, default=64, help="wrk -c (default: %(default)s)")
     parser.add_argument("--duration", type=int, default=8, help="seconds per round (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per server (default: %(default)s)")
@@ -888,6 +843,8 @@ def parse_args() -> argparse.Namespace:
 
     known = SERVERS if args.workers == 1 else WORKERS_SERVERS
     args.servers = _names(parser, "--servers", args.servers or ",".join(known), known)
+    if args.scenarios.strip() == "all":
+        args.scenarios = ",".join(SCENARIOS)
     args.scenarios = _names(parser, "--scenarios", args.scenarios, tuple(SCENARIOS))
     if args.rounds < 1 or args.duration <= 0 or args.connections < 1 or args.warmup < 0 or args.workers < 1:
         parser.error("--rounds, --duration, --connections and --workers must be positive")
@@ -916,6 +873,8 @@ def main() -> int:
     args = parse_args()
     for tool in ("wrk", "taskset", "nginx"):
         find_tool(tool)
+    # A socket per connection in wrk and in the server, and some to spare.
+    raise_open_files_limit(max(wrk_connections(SCENARIOS[s], args) for s in args.scenarios) + 100)
     signal.signal(signal.SIGTERM, exit_on_signal)
     signal.signal(signal.SIGHUP, exit_on_signal)
     if args.workers == 1:
@@ -946,6 +905,8 @@ def main() -> int:
     out.write_text(json.dumps(to_json(env, results), indent=2) + "\n")
     print(report)
     log(f"raw results: {os.path.relpath(out)}")
+    log("chart: " + shlex.join([os.path.relpath(sys.executable), os.path.relpath(BENCH_DIR / "chart.py"),
+                                os.path.relpath(out)]))
     measured = any(s.runs for servers in results.values() for s in servers)
     return 0 if measured else 1
 

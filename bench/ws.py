@@ -20,8 +20,9 @@ Two modes:
                                             # any echo server on 127.0.0.1
 
 Prints markdown on stdout, progress on stderr, and writes the raw results as
-JSON to bench/results/ws-<timestamp>.json. Shares its process, CPU and /proc
-helpers with bench/load.py (imported, not copied).
+JSON to bench/results/ws-<timestamp>.json. Shares the server's life (start,
+checks, log), its process, CPU and /proc helpers with bench/load.py, in
+bench/common.py.
 """
 
 from __future__ import annotations
@@ -57,10 +58,11 @@ if str(REPO_ROOT) not in sys.path:
     # anything installed.
     sys.path.append(str(REPO_ROOT))
 
-from bench.load import (  # the path is set just above
+from bench.common import (  # the path is set just above
     CLOCK_TICKS,
     HOST,
     SHARED_CORE_PERCENT,
+    ServerProcess,
     command_line,
     core_ticks,
     exit_on_signal,
@@ -69,8 +71,8 @@ from bench.load import (  # the path is set just above
     free_port,
     log,
     median,
-    native_modules_loaded,
     portable_argv,
+    short_number,
     spawn,
     stop,
     stop_everything,
@@ -708,81 +710,24 @@ class Run:
 
 
 @dataclass
-class ServerUnderTest:
-    name: str
-    port: int
-    rundir: Path
-    argv: list[str] = field(default_factory=list)
-    proc: subprocess.Popen[bytes] | None = None
-    error: str | None = None
-    log_excerpt: str = ""
-    native: dict[str, bool] = field(default_factory=dict)
+class ServerUnderTest(ServerProcess):
     modules: list[str] = field(default_factory=list)
     final_log: str = ""  # what it logged over the whole run (log level warning: nothing, normally)
 
-    @property
-    def log_path(self) -> Path:
-        return self.rundir / f"{self.name}.log"
+    def command(self, args: argparse.Namespace) -> list[str]:
+        return server_command(self.name, self.port)
 
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def fail(self, reason: str) -> None:
-        if self.proc is not None:
-            stop(self.proc)
-        self.error = reason
-        self.log_excerpt = self.log_tail()
-        log(f"  {self.name}: FAILED: {reason}\n{self.log_excerpt}".rstrip())
-
-    def failure_summary(self) -> str:
-        last = self.log_excerpt.strip().splitlines()[-1:] if self.log_excerpt else []
-        return without_repo_path(": ".join([self.error or "", *last]))
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.rstrip().splitlines()[-lines:])
-
-    def start(self, args: argparse.Namespace) -> None:
-        self.argv = server_command(self.name, self.port)
-        log(f"  starting {self.name} on port {self.port}")
-        with open(self.log_path, "wb") as logfile:
-            # From the scratch directory, not the repo root: there, `python -m
-            # cppcorn` could import the source tree instead of the built package.
-            self.proc = spawn(["taskset", "-c", str(args.server_cpu), *self.argv],
-                              cwd=self.rundir, stdout=logfile, stderr=subprocess.STDOUT)
-        try:
-            self._wait_for_port(args.start_timeout)
-            self.modules = self._get_json("/modules")
-            check_echo(self.port)
-        except (RuntimeError, OSError, ValueError) as exc:
-            self.fail(str(exc) or repr(exc))
-            return
-        self.native = native_modules_loaded(self.proc.pid, REQUIRED_NATIVE[self.name])
-        missing = [m for m, loaded in self.native.items() if not loaded]
+    def verify(self) -> None:
+        self.modules = self._get_json("/modules")
+        check_echo(self.port)
+        missing = self.check_native(REQUIRED_NATIVE[self.name])
         required, forbidden = REQUIRED_MODULES[self.name]
         missing += [m for m in required if m not in self.modules]
         unwanted = [m for m in forbidden if m in self.modules]
         if missing:
-            self.fail(f"{', '.join(missing)} not loaded in the server's processes")
-        elif unwanted:
-            self.fail(f"{', '.join(unwanted)} loaded: not the WebSocket implementation asked for")
-
-    def _wait_for_port(self, timeout: float) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"exited with code {self.proc.returncode} during start-up")
-            try:
-                socket.create_connection((HOST, self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"port {self.port} not accepting connections after {timeout:g} s")
+            raise RuntimeError(f"{', '.join(missing)} not loaded in the server's processes")
+        if unwanted:
+            raise RuntimeError(f"{', '.join(unwanted)} loaded: not the WebSocket implementation asked for")
 
     def _get_json(self, path: str) -> Any:
         conn = http.client.HTTPConnection(HOST, self.port, timeout=10)
@@ -797,11 +742,6 @@ class ServerUnderTest:
         if response.status != 200:
             raise RuntimeError(f"GET {path} answered {response.status}")
         return json.loads(body)
-
-    def alive(self) -> bool:
-        if self.ok and self.proc is not None and self.proc.poll() is not None:
-            self.fail(f"died (exit code {self.proc.returncode})")
-        return self.ok
 
 
 @dataclass
@@ -1014,14 +954,10 @@ def markdown_table(scenario: Scenario, servers: list[ServerUnderTest], args: arg
             f"| {_ratio(s['cpu_us_per_round_trip'], base.get('cpu_us_per_round_trip'))} "
             f"| {format_value(s['server_cpu_percent'], '.0f', '%')} | {format_value(s['core_busy_percent'], '.0f', '%')} "
             f"| {format_value(s['client_cpu_percent'], '.0f', '%')} ({format_value(s['client_user_percent'], '.0f', '%')}) "
-            f"| {' / '.join(_short(r.round_trips_per_s) + m for r, m in marks)} "
+            f"| {' / '.join(short_number(r.round_trips_per_s) + m for r, m in marks)} "
             f"| {' / '.join(f'{r.cpu_us_per_round_trip:,.1f}{m}' for r, m in marks)} "
             f"| {table_cell('; '.join(notes))} |")
     return "\n".join(rows)
-
-
-def _short(value: float) -> str:
-    return f"{value / 1e3:.1f}k" if value >= 1000 else f"{value:.0f}"
 
 
 def summary_table(scenarios: list[Scenario], servers: list[ServerUnderTest]) -> str:

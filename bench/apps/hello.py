@@ -5,12 +5,7 @@ Lifespan is answered properly so that every server starts it the same way and
 none logs "lifespan unsupported".
 """
 
-from typing import Any, Awaitable, Callable
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from bench.apps.asgi import Receive, Scope, Send, lifespan
 
 BODY = b"Hello, world!"
 START = {
@@ -30,14 +25,4 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send(START)
         await send(RESPONSE_BODY)
     elif scope["type"] == "lifespan":
-        await _lifespan(receive, send)
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+        await lifespan(receive, send)

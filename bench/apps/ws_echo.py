@@ -15,13 +15,8 @@ Lifespan is answered properly so that every server starts it the same way.
 
 import json
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from bench.apps.asgi import Receive, Scope, Send, lifespan
 
 ACCEPT = {"type": "websocket.accept"}
 # Module names (prefixes) that say which WebSocket implementation a server runs.
@@ -46,7 +41,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             await send(OK_START)
             await send(OK_BODY)
     elif kind == "lifespan":
-        await _lifespan(receive, send)
+        await lifespan(receive, send)
 
 
 async def _echo(receive: Receive, send: Send) -> None:
@@ -75,13 +70,3 @@ async def _modules(send: Send) -> None:
                     (b"content-length", str(len(body)).encode("ascii"))],
     })
     await send({"type": "http.response.body", "body": body})
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
