@@ -1,4 +1,5 @@
-"""What the benchmark apps share: ASGI 3 type aliases and the lifespan protocol.
+"""What the benchmark apps share: ASGI 3 type aliases, the lifespan protocol
+and the fixed-response app.
 
 Lifespan is answered properly so that every server starts an app the same way
 and none logs "lifespan unsupported".
@@ -11,6 +12,7 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 async def lifespan(receive: Receive, send: Send) -> None:
@@ -21,3 +23,27 @@ async def lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+def fixed_response(body: bytes, content_type: bytes) -> ASGIApp:
+    """An app answering every request with 200 and `body`, its content-length
+    given. The messages are built once: the app costs as little as possible
+    per request, so that the server is what is measured."""
+    start = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [
+            (b"content-type", content_type),
+            (b"content-length", str(len(body)).encode("ascii")),
+        ],
+    }
+    response_body = {"type": "http.response.body", "body": body}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await send(start)
+            await send(response_body)
+        elif scope["type"] == "lifespan":
+            await lifespan(receive, send)
+
+    return app

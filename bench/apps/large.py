@@ -6,25 +6,9 @@ bench/load.py checks the answer against BODY, and serves the same bytes from
 a static file with nginx.
 """
 
-from bench.apps.asgi import Receive, Scope, Send, lifespan
+from bench.apps.asgi import fixed_response
 
 # 1 MiB of every byte value in turn: not all zeros, and not compressible to
 # nothing should anything on the way compress.
 BODY = bytes(range(256)) * 4096
-START = {
-    "type": "http.response.start",
-    "status": 200,
-    "headers": [
-        (b"content-type", b"application/octet-stream"),
-        (b"content-length", str(len(BODY)).encode("ascii")),
-    ],
-}
-RESPONSE_BODY = {"type": "http.response.body", "body": BODY}
-
-
-async def app(scope: Scope, receive: Receive, send: Send) -> None:
-    if scope["type"] == "http":
-        await send(START)
-        await send(RESPONSE_BODY)
-    elif scope["type"] == "lifespan":
-        await lifespan(receive, send)
+app = fixed_response(BODY, b"application/octet-stream")
