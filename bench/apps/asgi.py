@@ -25,11 +25,8 @@ async def lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-def fixed_response(body: bytes, content_type: bytes) -> ASGIApp:
-    """An app answering every request with 200 and `body`, its content-length
-    given. The messages are built once: the app costs as little as possible
-    per request, so that the server is what is measured."""
-    start = {
+def _response_start(body: bytes, content_type: bytes) -> Message:
+    return {
         "type": "http.response.start",
         "status": 200,
         "headers": [
@@ -37,6 +34,19 @@ def fixed_response(body: bytes, content_type: bytes) -> ASGIApp:
             (b"content-length", str(len(body)).encode("ascii")),
         ],
     }
+
+
+async def respond(send: Send, body: bytes, content_type: bytes) -> None:
+    """Answer 200 with `body`, its content-length given."""
+    await send(_response_start(body, content_type))
+    await send({"type": "http.response.body", "body": body})
+
+
+def fixed_response(body: bytes, content_type: bytes) -> ASGIApp:
+    """An app answering every request with 200 and `body`, its content-length
+    given. The messages are built once: the app costs as little as possible
+    per request, so that the server is what is measured."""
+    start = _response_start(body, content_type)
     response_body = {"type": "http.response.body", "body": body}
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:

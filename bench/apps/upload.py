@@ -6,7 +6,7 @@ It measures how a server receives a large request body (bench/load.py's
 count as text/plain.
 """
 
-from bench.apps.asgi import Receive, Scope, Send, lifespan
+from bench.apps.asgi import Receive, Scope, Send, lifespan, respond
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -26,10 +26,4 @@ async def _count_body(receive: Receive, send: Send) -> None:
         if not message.get("more_body", False):
             break
     body = str(received).encode("ascii")
-    await send({
-        "type": "http.response.start",
-        "status": 200,
-        "headers": [(b"content-type", b"text/plain"),
-                    (b"content-length", str(len(body)).encode("ascii"))],
-    })
-    await send({"type": "http.response.body", "body": body})
+    await respond(send, body, b"text/plain")

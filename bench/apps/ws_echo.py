@@ -16,7 +16,7 @@ Lifespan is answered properly so that every server starts it the same way.
 import json
 import sys
 
-from bench.apps.asgi import Receive, Scope, Send, lifespan
+from bench.apps.asgi import Receive, Scope, Send, lifespan, respond
 
 ACCEPT = {"type": "websocket.accept"}
 # Module names (prefixes) that say which WebSocket implementation a server runs.
@@ -63,10 +63,4 @@ async def _echo(receive: Receive, send: Send) -> None:
 async def _modules(send: Send) -> None:
     names = sorted(n for n in sys.modules if n.startswith(MODULE_PREFIXES))
     body = json.dumps(names).encode()
-    await send({
-        "type": "http.response.start",
-        "status": 200,
-        "headers": [(b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode("ascii"))],
-    })
-    await send({"type": "http.response.body", "body": body})
+    await respond(send, body, b"application/json")
