@@ -8,7 +8,8 @@ compiled code (cppcorn/loop/core.pyx, stream.pyx):
 - readiness comes from epoll (or poll) in C and goes straight to compiled
   transports, or queues add_reader()/add_writer() callbacks;
 - TCP and Unix connections use the compiled StreamTransport, for plain and
-  TLS (asyncio's sslproto on top) connections, accepted without a task each;
+  TLS (asyncio's sslproto on top) connections, accepted without a task each
+  (plain ones by accept4() in C, without a socket object);
 - sock_recv(), sock_recv_into() and sock_sendall() call the socket in C.
 
 Everything else (DNS in the executor, happy eyeballs, servers, datagrams,
@@ -26,7 +27,7 @@ from asyncio import constants, sslproto, trsock, unix_events
 
 from cppcorn.loop import sockets
 from cppcorn.loop.core import LoopCore
-from cppcorn.loop.stream import StreamTransport
+from cppcorn.loop.stream import StreamTransport, accept_connections
 
 __all__ = ["Loop"]
 
@@ -167,44 +168,30 @@ class Loop(LoopCore, unix_events.SelectorEventLoop):
         if sslcontext is not None:
             # TLS needs its handshake awaited: asyncio's task per connection.
             return super()._accept_connection(protocol_factory, sock, sslcontext, server, backlog, *timeouts)
-        # A plain connection's transport is made right here, with no task.
-        for _ in range(backlog):
-            try:
-                conn, addr = sock.accept()
-                conn.setblocking(False)
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                return
-            except OSError as exc:
-                if exc.errno not in _ACCEPT_RESOURCE_ERRORS:
-                    raise
-                # Out of descriptors or memory: stop accepting for a while
-                # instead of spinning, and say so (as asyncio does).
-                self.call_exception_handler(
-                    {
-                        "message": "socket.accept() out of system resource",
-                        "exception": exc,
-                        "socket": trsock.TransportSocket(sock),
-                    }
-                )
-                self._remove_reader(sock.fileno())
-                self.call_later(
-                    constants.ACCEPT_RETRY_DELAY,
-                    self._start_serving,
-                    protocol_factory,
-                    sock,
-                    sslcontext,
-                    server,
-                    backlog,
-                    *timeouts,
-                )
-                return
-            try:
-                StreamTransport(self, conn, protocol_factory(), None, {"peername": addr}, server)
-            except (SystemExit, KeyboardInterrupt):
+        # Plain connections are accepted in C, each with its transport made
+        # right there from the descriptor (no socket object, no task).
+        try:
+            accept_connections(self, sock, protocol_factory, server, backlog)
+        except OSError as exc:
+            if exc.errno not in _ACCEPT_RESOURCE_ERRORS:
                 raise
-            except BaseException as exc:
-                conn.close()
-                self.call_exception_handler(
-                    {"message": "Error on transport creation for incoming connection", "exception": exc}
-                )
-
+            # Out of descriptors or memory: stop accepting for a while
+            # instead of spinning, and say so (as asyncio does).
+            self.call_exception_handler(
+                {
+                    "message": "socket.accept() out of system resource",
+                    "exception": exc,
+                    "socket": trsock.TransportSocket(sock),
+                }
+            )
+            self._remove_reader(sock.fileno())
+            self.call_later(
+                constants.ACCEPT_RETRY_DELAY,
+                self._start_serving,
+                protocol_factory,
+                sock,
+                sslcontext,
+                server,
+                backlog,
+                *timeouts,
+            )

@@ -9,7 +9,14 @@ from cppcorn.stream_seam cimport cc_stream_receiver
 
 cdef class StreamTransport(IOWatcher):
     cdef object loop
+    # The transport owns its descriptor (self.fd) until it closes it: when
+    # the connection is lost, or when it is collected unclosed.
+    cdef bint fd_open
+    # The socket object over the descriptor: the one the transport was made
+    # with, else made on first use (an accepted connection has none), with
+    # this protocol number (its listener's, as socket.accept() gives it).
     cdef object sock
+    cdef int proto
     cdef object protocol
     cdef bint buffered_protocol
     # The protocol's C-level data_received(), when it offers one.
@@ -38,6 +45,11 @@ cdef class StreamTransport(IOWatcher):
     cdef object empty_waiter
     cdef object flow_waiter
 
+    cdef int setup(self, object loop, int fd, object protocol, object waiter, dict extra, object server) except -1
+    cdef object socket_object(self)
+    cdef object address(self, bint peer)
+    cdef int shutdown_write(self) except -1
+    cdef int close_descriptor(self) except -1
     cdef int write_bytes(self, const char *data, Py_ssize_t size, object owner) except -1
     cdef int write_chunks(self, object chunks) except -1
     cdef int queue(self, object data, Py_ssize_t offset) except -1

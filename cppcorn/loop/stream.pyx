@@ -7,6 +7,11 @@
 # offering a receiver, csrc/stream_seam.h, are parsed in place), writes go out with
 # send()/writev() straight from the caller's bytes objects, and readiness
 # arrives as a C call from the core instead of a queued handle.
+#
+# A server's plain connections are accepted here too (accept_connections()):
+# accept4() hands over a non-blocking descriptor and the peer's address, and
+# the transport is made from the descriptor alone. Its socket object, which
+# costs an allocation and a getsockname(), is made only if someone asks.
 
 import socket
 import warnings
@@ -17,10 +22,16 @@ from asyncio.log import logger
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid, PyCapsule_New
-from libc.errno cimport errno
+from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_FromString
+from libc.errno cimport ECONNABORTED, errno
 
 from cppcorn.loop.core cimport CC_IO_READ, CC_IO_WRITE
-from cppcorn.loop.syscalls cimport MSG_NOSIGNAL, iovec, os_error, recv, send, would_block, writev
+from cppcorn.loop.syscalls cimport (
+    AF_INET, AF_INET6, AF_UNIX, CC_ABSTRACT_UNIX_NAMES, CC_SUN_PATH_OFFSET, INET6_ADDRSTRLEN,
+    MSG_NOSIGNAL, SHUT_WR, cc_accept, close, getpeername, getsockname, inet_ntop, iovec, ntohl,
+    ntohs, os_error, recv, send, shutdown, sockaddr, sockaddr_in, sockaddr_in6, sockaddr_storage,
+    sockaddr_un, socklen_t, would_block, writev,
+)
 from cppcorn.stream_seam cimport CC_RECEIVER_CAPSULE, CC_SENDER_CAPSULE, cc_stream_receiver, cc_stream_sender
 
 
@@ -32,6 +43,12 @@ cdef extern from "<netinet/in.h>":
 
 cdef extern from "<netinet/tcp.h>":
     int TCP_NODELAY
+
+cdef extern from "<string.h>":
+    size_t strnlen(const char *s, size_t size)
+
+cdef extern from "Python.h":
+    object PyUnicode_DecodeFSDefaultAndSize(const char *s, Py_ssize_t size)
 
 # asyncio's sizes: reads of up to 256 KiB, write buffer limits 64 KiB/16 KiB,
 # and a warning once writes keep coming to a lost connection.
@@ -73,10 +90,16 @@ cdef class StreamTransport(IOWatcher):
     __cppcorn_sender__ = PyCapsule_New(&SENDER, CC_SENDER_CAPSULE, NULL)
 
     def __init__(self, loop, sock, protocol, waiter=None, extra=None, server=None):
-        self.loop = loop
         self.sock = sock
-        self.fd = sock.fileno()
-        self.extra = dict(extra) if extra else {}
+        self.setup(loop, sock.fileno(), protocol, waiter, dict(extra) if extra else {}, server)
+
+    cdef int setup(self, object loop, int fd, object protocol, object waiter, dict extra, object server) except -1:
+        """Take charge of the connected descriptor `fd` (from here on the
+        transport closes it) and start: connection_made() comes next."""
+        self.loop = loop
+        self.fd = fd
+        self.fd_open = True
+        self.extra = extra
         self.write_queue = []
         self.high_water = 64 * 1024
         self.low_water = 16 * 1024
@@ -115,7 +138,7 @@ cdef class StreamTransport(IOWatcher):
         """Poll for what the transport needs now: reading unless paused,
         closing or at EOF; writing while bytes wait."""
         cdef unsigned interest = 0
-        if self.sock is None or self.core is None:
+        if not self.fd_open or self.core is None:
             return 0
         if not self.closing and not self.reading_paused and not self.eof_received:
             interest |= CC_IO_READ
@@ -130,7 +153,7 @@ cdef class StreamTransport(IOWatcher):
                 self.read_ready_buffered()
             else:
                 self.read_ready()
-        if events & CC_IO_WRITE and self.write_size and self.sock is not None:
+        if events & CC_IO_WRITE and self.write_size and self.fd_open:
             self.write_ready()
         return 0
 
@@ -355,7 +378,13 @@ cdef class StreamTransport(IOWatcher):
         if self.closing:
             self._call_connection_lost(None)
         elif self.eof_written:
-            self.sock.shutdown(socket.SHUT_WR)
+            self.shutdown_write()
+        return 0
+
+    cdef int shutdown_write(self) except -1:
+        # On the descriptor, whether or not a socket object was made for it.
+        if shutdown(self.fd, SHUT_WR) < 0:
+            raise os_error(errno)
         return 0
 
     def can_write_eof(self):
@@ -366,7 +395,7 @@ cdef class StreamTransport(IOWatcher):
             return
         self.eof_written = True
         if not self.write_size:
-            self.sock.shutdown(socket.SHUT_WR)
+            self.shutdown_write()
 
     # ------------------------------------------------------ flow control
 
@@ -486,9 +515,7 @@ cdef class StreamTransport(IOWatcher):
         finally:
             if self.core is not None:
                 self.core.detach(self)
-            if self.sock is not None:
-                self.sock.close()
-                self.sock = None
+            self.close_descriptor()
             self.protocol = None
             server = self.server
             if server is not None:
@@ -505,10 +532,24 @@ cdef class StreamTransport(IOWatcher):
         return 0
 
     def __del__(self):
-        if self.sock is not None:
+        if self.fd_open:
             warnings.warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            self.sock.close()
+            self.close_descriptor()
+
+    cdef int close_descriptor(self) except -1:
+        if not self.fd_open:
+            return 0
+        self.fd_open = False
+        sock = self.sock
+        if sock is None:
+            # Nothing to report: the number is released whatever close() says.
+            close(self.fd)
+        else:
+            # Through the object, which would otherwise close the number
+            # again (perhaps reused by then) when it is collected.
             self.sock = None
+            sock.close()
+        return 0
 
     # ------------------------------------------------------ the rest
 
@@ -516,16 +557,47 @@ cdef class StreamTransport(IOWatcher):
         if name in self.extra:
             return self.extra[name]
         # Computed on first use rather than for every connection.
-        sock = self.sock
         if name == "socket":
+            sock = self.socket_object()
             value = trsock.TransportSocket(sock) if sock is not None else None
         elif name == "sockname":
-            value = _sock_call(sock, "getsockname")
+            value = self.address(False)
         elif name == "peername":
-            value = _sock_call(sock, "getpeername")
+            value = self.address(True)
         else:
             return default
         self.extra[name] = value
+        return value
+
+    cdef object socket_object(self):
+        """The socket object over the descriptor, made on first use; None
+        once the descriptor is closed."""
+        if self.sock is None and self.fd_open:
+            # The family is left for the constructor to find out: it asks
+            # getsockname() to validate the descriptor anyway.
+            sock = socket.socket(-1, socket.SOCK_STREAM | NONBLOCK_TYPE_FLAG, self.proto, self.fd)
+            if not NONBLOCK_TYPE_FLAG:
+                sock.setblocking(False)
+            self.sock = sock
+        return self.sock
+
+    cdef object address(self, bint peer):
+        """What socket.getpeername() (peer) or getsockname() gives for the
+        descriptor, None if it fails (the connection is gone)."""
+        cdef sockaddr_storage storage
+        cdef socklen_t length = sizeof(storage)
+        cdef int rc
+        if not self.fd_open:
+            return None
+        if peer:
+            rc = getpeername(self.fd, <sockaddr *>&storage, &length)
+        else:
+            rc = getsockname(self.fd, <sockaddr *>&storage, &length)
+        if rc < 0:
+            return None
+        value = sockaddr_object(<sockaddr *>&storage, length)
+        if value is UNKNOWN_FAMILY:
+            value = _sock_call(self.socket_object(), "getpeername" if peer else "getsockname")
         return value
 
     def set_protocol(self, protocol):
@@ -542,12 +614,12 @@ cdef class StreamTransport(IOWatcher):
 
     def __repr__(self):
         info = [type(self).__name__]
-        if self.sock is None:
+        if not self.fd_open:
             info.append("closed")
         elif self.closing:
             info.append("closing")
         info.append(f"fd={self.fd}")
-        if self.sock is not None:
+        if self.fd_open:
             info.append("read=" + ("polling" if self.interest & CC_IO_READ else "idle"))
             state = "polling" if self.interest & CC_IO_WRITE else "idle"
             info.append(f"write=<{state}, bufsize={self.write_size}>")
@@ -557,7 +629,7 @@ cdef class StreamTransport(IOWatcher):
 
     @property
     def _sock(self):
-        return self.sock
+        return self.socket_object()
 
     @property
     def _sock_fd(self):
@@ -615,7 +687,7 @@ cdef class StreamTransport(IOWatcher):
             self.core.detach(self)
 
     def _reclaim_descriptor(self):
-        if self.core is not None and self.sock is not None:
+        if self.core is not None and self.fd_open:
             self.core.attach(self)
             self.update_interest()
 
@@ -627,6 +699,114 @@ cdef object _sock_call(sock, str method):
         return getattr(sock, method)()
     except OSError:
         return None
+
+
+# Given with the type, this flag tells a socket object made over an accepted
+# descriptor that it is non-blocking (accept4() made it so), which
+# setblocking(False) would tell it with an ioctl. macOS has no such flag.
+cdef int NONBLOCK_TYPE_FLAG = getattr(socket, "SOCK_NONBLOCK", 0)
+
+# What sockaddr_object() gives for an address family it does not read: the
+# socket object's own method answers for those.
+cdef object UNKNOWN_FAMILY = object()
+
+
+cdef size_t format_ipv4(const unsigned char *octets, char *text) noexcept:
+    """Write the address in dotted decimal, as inet_ntop() does, and return
+    its length. glibc's inet_ntop() formats with sprintf(): 1,700
+    instructions, twice per accepted connection (peer and local address)."""
+    cdef size_t length = 0
+    cdef unsigned int octet
+    cdef int i
+    for i in range(4):
+        octet = octets[i]
+        if octet >= 100:
+            text[length] = <char>(48 + octet // 100)
+            length += 1
+        if octet >= 10:
+            text[length] = <char>(48 + octet // 10 % 10)
+            length += 1
+        text[length] = <char>(48 + octet % 10)
+        length += 1
+        if i < 3:
+            text[length] = b'.'
+            length += 1
+    return length
+
+
+cdef object sockaddr_object(const sockaddr *addr, socklen_t length):
+    """The object CPython's socket module makes of this address (in
+    accept(), getpeername(), getsockname()): (host, port) for AF_INET;
+    (host, port, flowinfo, scope_id) for AF_INET6, the host as inet_ntop()
+    writes it (no %scope suffix, '::ffff:1.2.3.4' for a v4-mapped address);
+    for AF_UNIX the path decoded as os.fsdecode() does, '' for an unnamed
+    socket, bytes for a name in Linux's abstract namespace. None for an
+    empty address, UNKNOWN_FAMILY for any other family."""
+    cdef char host[INET6_ADDRSTRLEN]
+    cdef const sockaddr_in *in4
+    cdef const sockaddr_in6 *in6
+    cdef const char *path
+    cdef size_t size
+    if length == 0:
+        return None
+    if addr.sa_family == AF_INET:
+        in4 = <const sockaddr_in *>addr
+        size = format_ipv4(<const unsigned char *>&in4.sin_addr, host)
+        return (PyUnicode_DecodeASCII(host, <Py_ssize_t>size, NULL), ntohs(in4.sin_port))
+    if addr.sa_family == AF_INET6:
+        in6 = <const sockaddr_in6 *>addr
+        if inet_ntop(AF_INET6, &in6.sin6_addr, host, sizeof(host)) is NULL:
+            raise os_error(errno)
+        return (PyUnicode_FromString(host), ntohs(in6.sin6_port), ntohl(in6.sin6_flowinfo), in6.sin6_scope_id)
+    if addr.sa_family == AF_UNIX:
+        path = <const char *>(<const sockaddr_un *>addr).sun_path
+        size = length - CC_SUN_PATH_OFFSET if length > CC_SUN_PATH_OFFSET else 0
+        if CC_ABSTRACT_UNIX_NAMES and size and path[0] == 0:
+            return PyBytes_FromStringAndSize(path, <Py_ssize_t>size)
+        # A path runs to its NUL, if the kernel counted one.
+        return PyUnicode_DecodeFSDefaultAndSize(path, <Py_ssize_t>strnlen(path, size))
+    return UNKNOWN_FAMILY
+
+
+def accept_connections(loop, listener, protocol_factory, server, int backlog):
+    """Accept up to `backlog` connections waiting on the listening socket,
+    each with a protocol from `protocol_factory` and a StreamTransport made
+    from the descriptor (loop._accept_connection() without TLS). Returns
+    once none is waiting; raises the OSError of a failed accept()."""
+    cdef int listener_fd = listener.fileno()
+    # An accepted socket object takes its listener's protocol number.
+    cdef int proto = listener.proto
+    cdef int fd
+    cdef sockaddr_storage storage
+    cdef socklen_t length
+    cdef StreamTransport transport
+    for _ in range(backlog):
+        length = sizeof(storage)
+        fd = cc_accept(listener_fd, <sockaddr *>&storage, &length)
+        if fd < 0:
+            if would_block(errno) or errno == ECONNABORTED:
+                return
+            raise os_error(errno)
+        transport = None
+        try:
+            peername = sockaddr_object(<sockaddr *>&storage, length)
+            # Another family's peer address is asked of the socket object
+            # if anyone wants it.
+            extra = {} if peername is UNKNOWN_FAMILY else {"peername": peername}
+            transport = StreamTransport.__new__(StreamTransport)
+            transport.proto = proto
+            transport.setup(loop, fd, protocol_factory(), None, extra, server)
+        except BaseException as exc:
+            # Closed once: by the transport if it took charge of it already.
+            if transport is not None and transport.fd_open:
+                transport.close_descriptor()
+            else:
+                close(fd)
+            if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+                raise
+            loop.call_exception_handler(
+                {"message": "Error on transport creation for incoming connection", "exception": exc}
+            )
 
 
 # asyncio.Server counts its transports; 3.13 passes the transport along.
