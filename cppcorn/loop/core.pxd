@@ -94,6 +94,8 @@ cdef class LoopCore:
     cdef bint closed_flag
     cdef bint stopping_flag
     cdef bint debug_flag
+    # loop.set_task_factory()'s factory (asyncio's _task_factory), or None.
+    cdef object task_factory
     cdef readonly str backend
 
     cdef int _release_all(self) except -1

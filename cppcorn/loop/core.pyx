@@ -10,7 +10,7 @@ import sys
 
 cimport cython
 
-from asyncio import format_helpers, tasks
+from asyncio import base_events, format_helpers, tasks
 from asyncio.log import logger
 
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
@@ -32,6 +32,9 @@ cdef extern from "Python.h":
 DEF MAXIMUM_SELECT_TIMEOUT = 24 * 3600.0
 DEF MIN_SCHEDULED_TIMER_HANDLES = 100
 DEF CLOCK_RESOLUTION = 1e-09
+
+cdef object Task = tasks.Task
+cdef bint TASK_TAKES_CONTEXT = sys.version_info >= (3, 11)
 
 
 cdef inline double monotonic():
@@ -281,9 +284,34 @@ cdef class LoopCore:
     def _debug(self, value):
         self.debug_flag = value
 
+    @property
+    def _task_factory(self):
+        return self.task_factory
+
+    @_task_factory.setter
+    def _task_factory(self, value):
+        self.task_factory = value
+
     def get_debug(self):
         # asyncio's is Python, and every future and task asks it when made.
         return self.debug_flag
+
+    def create_task(self, coro, *, name=None, context=None):
+        """asyncio's create_task(), with its usual case in C: no task factory,
+        where asyncio's does nothing but make the Task. A server makes one
+        per request, and asyncio's Python frame around the Task cost about a
+        third as much as the Task itself. (Having no frame, this one has
+        none to trim from a debug-mode task's creation traceback.)"""
+        if self.task_factory is not None or (context is not None and not TASK_TAKES_CONTEXT):
+            # asyncio's own: the factory's calling conventions, and 3.10's
+            # error for context=.
+            if context is None:
+                return base_events.BaseEventLoop.create_task(self, coro, name=name)
+            return base_events.BaseEventLoop.create_task(self, coro, name=name, context=context)
+        self.check_closed()
+        if context is None:
+            return Task(coro, loop=self, name=name)
+        return Task(coro, loop=self, name=name, context=context)
 
     # ------------------------------------------------------------ time
 

@@ -8,6 +8,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import logging
+import re
 import sys
 import threading
 import warnings
@@ -97,6 +98,46 @@ def test_create_task_context(loop, run):
     assert run(loop.create_task(coro(), context=ctx)) == "from ctx"
     assert ctx[var] == "changed"
     assert var.get() == "default"
+
+
+def test_create_task_names_and_closed_loop(loop, run):
+    async def coro():
+        return "done"
+
+    named = loop.create_task(coro(), name="request")
+    unnamed = loop.create_task(coro())
+    assert named.get_name() == "request"
+    assert re.fullmatch(r"Task-\d+", unnamed.get_name())
+    assert run(asyncio.gather(named, unnamed)) == ["done", "done"]
+    loop.close()
+    never_run = coro()
+    with pytest.raises(RuntimeError, match="^Event loop is closed$"):
+        loop.create_task(never_run)
+    never_run.close()
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 11), reason="create_task(context=) exists from Python 3.11")
+def test_create_task_context_is_a_type_error_before_3_11(loop):
+    async def coro():
+        pass
+
+    never_run = coro()
+    with pytest.raises(TypeError, match="context"):
+        loop.create_task(never_run, context=contextvars.copy_context())
+    never_run.close()
+
+
+def test_create_task_source_traceback_ends_at_the_caller(loop, run):
+    """In debug mode a task records where it was created: the caller of
+    create_task(), not create_task() itself."""
+
+    async def coro():
+        pass
+
+    loop.set_debug(True)
+    task = loop.create_task(coro())
+    assert task._source_traceback[-1].name == "test_create_task_source_traceback_ends_at_the_caller"
+    run(task)
 
 
 def test_task_copies_the_current_context(loop, run):
