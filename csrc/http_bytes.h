@@ -11,23 +11,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* RFC 9110 tchar: the characters allowed in a header name (a token). */
-static const unsigned char cc_tchar[256] = {
-    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
-    ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
-    ['`'] = 1, ['|'] = 1, ['~'] = 1,
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
-    ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
-    ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
-    ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
-    ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-    ['Y'] = 1, ['Z'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
-    ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
-    ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
-    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-    ['y'] = 1, ['z'] = 1,
+/* RFC 9110 tchar, the characters allowed in a header name (a token),
+ * mapped to their lower case; 0 for every other byte. One lookup both
+ * validates and lower-cases a byte of a response header name. */
+static const unsigned char cc_token_lower[256] = {
+    ['!'] = '!', ['#'] = '#', ['$'] = '$', ['%'] = '%', ['&'] = '&', ['\''] = '\'',
+    ['*'] = '*', ['+'] = '+', ['-'] = '-', ['.'] = '.', ['^'] = '^', ['_'] = '_',
+    ['`'] = '`', ['|'] = '|', ['~'] = '~',
+    ['0'] = '0', ['1'] = '1', ['2'] = '2', ['3'] = '3', ['4'] = '4', ['5'] = '5',
+    ['6'] = '6', ['7'] = '7', ['8'] = '8', ['9'] = '9',
+    ['A'] = 'a', ['B'] = 'b', ['C'] = 'c', ['D'] = 'd', ['E'] = 'e', ['F'] = 'f',
+    ['G'] = 'g', ['H'] = 'h', ['I'] = 'i', ['J'] = 'j', ['K'] = 'k', ['L'] = 'l',
+    ['M'] = 'm', ['N'] = 'n', ['O'] = 'o', ['P'] = 'p', ['Q'] = 'q', ['R'] = 'r',
+    ['S'] = 's', ['T'] = 't', ['U'] = 'u', ['V'] = 'v', ['W'] = 'w', ['X'] = 'x',
+    ['Y'] = 'y', ['Z'] = 'z',
+    ['a'] = 'a', ['b'] = 'b', ['c'] = 'c', ['d'] = 'd', ['e'] = 'e', ['f'] = 'f',
+    ['g'] = 'g', ['h'] = 'h', ['i'] = 'i', ['j'] = 'j', ['k'] = 'k', ['l'] = 'l',
+    ['m'] = 'm', ['n'] = 'n', ['o'] = 'o', ['p'] = 'p', ['q'] = 'q', ['r'] = 'r',
+    ['s'] = 's', ['t'] = 't', ['u'] = 'u', ['v'] = 'v', ['w'] = 'w', ['x'] = 'x',
+    ['y'] = 'y', ['z'] = 'z',
 };
 
 static inline unsigned char cc_lower(unsigned char c) {
@@ -48,22 +50,29 @@ static inline int cc_equals_lower(const char *s, size_t n, const char *lit, size
     return 1;
 }
 
-/* 1 if s[0:n] is a non-empty token (a valid header name). */
-static inline int cc_is_token(const char *s, size_t n) {
-    if (n == 0) return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!cc_tchar[(unsigned char)s[i]]) return 0;
-    return 1;
+/* Copy the header name src[0:n] to dst lower-cased, in one pass that also
+ * validates it: 1 if it is a non-empty token, else 0 (dst then holds junk). */
+static inline int cc_copy_token_lower(char *dst, const char *src, size_t n) {
+    unsigned char valid = n != 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = cc_token_lower[(unsigned char)src[i]];
+        dst[i] = (char)c;
+        valid &= c != 0;
+    }
+    return valid;
 }
 
-/* 1 if s[0:n] may be sent as a header value: no control characters except
- * horizontal tab (so no CR, LF or NUL that would split or end the header). */
-static inline int cc_is_field_value(const char *s, size_t n) {
+/* Copy the header value src[0:n] to dst, in one pass that also validates
+ * it: 1 if it may be sent (no control characters except horizontal tab, so
+ * no CR, LF or NUL that would split or end the header), else 0. */
+static inline int cc_copy_field_value(char *dst, const char *src, size_t n) {
+    unsigned char valid = 1;
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f) return 0;
+        unsigned char c = (unsigned char)src[i];
+        dst[i] = (char)c;
+        valid &= (c >= 0x20 || c == '\t') & (c != 0x7f);
     }
-    return 1;
+    return valid;
 }
 
 /* Strip optional whitespace (SP, HTAB) from both ends of s[0:*n]. */

@@ -754,16 +754,27 @@ def test_one_mib_content_length_response_is_byte_exact(serve):
             assert response.content == data
 
 
-def test_app_chunked_with_content_length_drops_content_length(serve, raw_client):
-    """App sends Transfer-Encoding: chunked and Content-Length: only chunked framing goes out."""
-    server = serve(
-        streaming_app([b"abc", b"defgh"], headers=[(b"Transfer-Encoding", b"chunked"), (b"Content-Length", b"8")])
-    )
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"Transfer-Encoding", b"chunked"), (b"Content-Length", b"8")],
+        [(b"X-Before", b"1"), (b"Content-Length", b"8"), (b"Transfer-Encoding", b"chunked"), (b"X-After", b"2")],
+    ],
+    ids=["chunked-first", "length-first"],
+)
+def test_app_chunked_with_content_length_drops_content_length(serve, raw_client, headers):
+    """App sends Transfer-Encoding: chunked and Content-Length (in either
+    order): only chunked framing goes out, the other headers unharmed."""
+    server = serve(streaming_app([b"abc", b"defgh"], headers=headers))
     client = raw_client(server.port)
     client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     head = client.read_until(b"\r\n\r\n")
-    assert b"content-length" not in head.lower()
-    assert head.lower().count(b"transfer-encoding: chunked") == 1
+    lines = head.lower().split(b"\r\n")
+    assert not any(line.startswith(b"content-length") for line in lines)
+    assert lines.count(b"transfer-encoding: chunked") == 1
+    app_lines = [line for line in lines if line.startswith((b"x-", b"transfer-encoding"))]
+    expected = [name.lower() + b": " + value for name, value in headers if name.lower() != b"content-length"]
+    assert app_lines == expected
     assert client.read_exactly(len(b"3\r\nabc\r\n5\r\ndefgh\r\n0\r\n\r\n")) == b"3\r\nabc\r\n5\r\ndefgh\r\n0\r\n\r\n"
 
 

@@ -719,6 +719,10 @@ INVALID_MESSAGES = {
     "status-99": ([start(status=99), body(b"ok")], r"\b99\b", "500"),
     "header-value-crlf": ([start(headers=[(b"x-a", b"1\r\nx-b: 2")]), body()], r"header value", "500"),
     "header-name-space": ([start(headers=[(b"bad name", b"1")]), body()], r"header name", "500"),
+    "header-name-empty": ([start(headers=[(b"", b"1")]), body()], r"header name", "500"),
+    "header-name-colon": ([start(headers=[(b"x-a:", b"1")]), body()], r"header name", "500"),
+    "header-value-nul": ([start(headers=[(b"x-a", b"1\x002")]), body()], r"header value", "500"),
+    "header-value-del": ([start(headers=[(b"x-a", b"1\x7f")]), body()], r"header value", "500"),
     "header-name-str": ([start(headers=[("x-a", b"1")]), body()], r"bytes", "500"),
     "body-str": ([start(headers=CL2), body("ok")], r"bytes", "closed"),
     "body-longer-than-content-length": (

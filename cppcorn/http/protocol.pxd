@@ -17,6 +17,8 @@ cdef class HttpSettings:
     cdef readonly bytes root_path_bytes
     cdef readonly dict asgi
     cdef readonly dict websocket_asgi
+    # Every HTTP scope is a copy of this with its per-request values set.
+    cdef dict http_scope
     cdef readonly WebSocketSettings websocket
     cdef readonly long limit_concurrency       # < 0: no limit
     cdef readonly double timeout_keep_alive
@@ -63,6 +65,12 @@ cdef class RequestCycle:
     cdef int _fail_response(self) except -1
 
 
+cdef enum ClientTrust:
+    TRUST_UNKNOWN = 0
+    TRUST_NO
+    TRUST_YES
+
+
 cdef class HttpProtocol(Connection):
     cdef HttpSettings settings
     cdef RequestParser parser
@@ -71,7 +79,8 @@ cdef class HttpProtocol(Connection):
     cdef readonly tuple client
     cdef readonly tuple server
     cdef str scheme
-    cdef bint client_trusted
+    # Whether the client is a trusted proxy: decided when first needed.
+    cdef ClientTrust client_trust
     cdef RequestCycle cycle
     # The transport's C-level write and is_closing(), when it offers them.
     cdef const cc_stream_sender *sender
@@ -102,6 +111,7 @@ cdef class HttpProtocol(Connection):
     cdef int _write(self, bytes data) except -1
     cdef int _write_output(self) except -1
     cdef int _write_many(self, tuple parts) except -1
+    cdef bint _client_is_trusted(self) except -1
     cdef int _websocket_request(self, str path, bytes raw_path, bytes query_string, list headers) except -1
     cdef int _start_websocket(self, bytes rest) except -1
     cdef int _send_error_response(self, int status, bytes body, bytes extra_headers=*) except -1

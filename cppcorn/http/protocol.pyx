@@ -94,6 +94,23 @@ cdef class HttpSettings:
         self.root_path_bytes = root_path.encode("utf-8")
         self.asgi = {"version": asgi_version, "spec_version": "2.3"}
         self.websocket_asgi = {"version": asgi_version, "spec_version": "2.4"}
+        # Copying a dict and replacing values costs about half as much as
+        # inserting its 13 keys into a new one, and the keys keep this order.
+        self.http_scope = {
+            "type": "http",
+            "asgi": self.asgi,
+            "http_version": None,
+            "server": None,
+            "client": None,
+            "scheme": None,
+            "method": None,
+            "root_path": root_path,
+            "path": None,
+            "raw_path": None,
+            "query_string": None,
+            "headers": None,
+            "state": None,
+        }
         # None when WebSockets are off (--ws none, or a WSGI application).
         self.websocket = websocket
         self.limit_concurrency = -1 if limit_concurrency is None else limit_concurrency
@@ -416,9 +433,6 @@ cdef class HttpProtocol(Connection):
             # Unix domain socket: (path, None), as Uvicorn.
             self.server = (local, None)
         self.scheme = "https" if transport.get_extra_info("sslcontext") is not None else "http"
-        trusted_hosts = self.settings.trusted_hosts
-        if trusted_hosts is not None:
-            self.client_trusted = (self.client[0] if self.client is not None else None) in trusted_hosts
         # A new connection gets the header deadline: it has to send a request.
         self.deadline = self.state.now + self.settings.timeout_request_headers
         self.idle = True
@@ -552,22 +566,18 @@ cdef class HttpProtocol(Connection):
             if settings.websocket is not None and parser.upgrade.lower() == b"websocket":
                 return self._websocket_request(path, raw_path, query_string, headers)
             self._warn_upgrade(parser.upgrade)
-        scope = {
-            "type": "http",
-            "asgi": settings.asgi,
-            "http_version": parser.http_version(),
-            "server": self.server,
-            "client": self.client,
-            "scheme": self.scheme,
-            "method": parser.method(),
-            "root_path": settings.root_path,
-            "path": path,
-            "raw_path": raw_path,
-            "query_string": query_string,
-            "headers": headers,
-            "state": settings.app_state.copy(),
-        }
-        if self.client_trusted and (parser.forwarded_for is not None or parser.forwarded_proto is not None):
+        scope = settings.http_scope.copy()
+        scope["http_version"] = parser.http_version()
+        scope["server"] = self.server
+        scope["client"] = self.client
+        scope["scheme"] = self.scheme
+        scope["method"] = parser.method()
+        scope["path"] = path
+        scope["raw_path"] = raw_path
+        scope["query_string"] = query_string
+        scope["headers"] = headers
+        scope["state"] = settings.app_state.copy()
+        if (parser.forwarded_for is not None or parser.forwarded_proto is not None) and self._client_is_trusted():
             settings.trusted_hosts.apply(scope, parser.forwarded_proto, parser.forwarded_for)
         cycle = RequestCycle.__new__(RequestCycle)
         cycle.protocol = self
@@ -581,6 +591,18 @@ cdef class HttpProtocol(Connection):
         cycle.is_head = parser.is_head()
         self.cycle = cycle
         return 0
+
+    cdef bint _client_is_trusted(self) except -1:
+        """Whether this client is a proxy whose forwarding headers count:
+        decided on the first request that has such headers, not for every
+        connection (most never send them)."""
+        trusted_hosts = self.settings.trusted_hosts
+        if self.client_trust == TRUST_UNKNOWN:
+            if trusted_hosts is not None and (self.client[0] if self.client is not None else None) in trusted_hosts:
+                self.client_trust = TRUST_YES
+            else:
+                self.client_trust = TRUST_NO
+        return self.client_trust == TRUST_YES
 
     cdef int _websocket_request(self, str path, bytes raw_path, bytes query_string, list headers) except -1:
         """A WebSocket upgrade request: its scope, kept until the request
@@ -615,7 +637,7 @@ cdef class HttpProtocol(Connection):
             "state": settings.app_state.copy(),
             "extensions": {"websocket.http.response": {}},
         }
-        if self.client_trusted and (parser.forwarded_for is not None or parser.forwarded_proto is not None):
+        if (parser.forwarded_for is not None or parser.forwarded_proto is not None) and self._client_is_trusted():
             settings.trusted_hosts.apply(scope, parser.forwarded_proto, parser.forwarded_for)
         if parser.method() != "GET" or key is None or not valid_key(key):
             self.websocket_refusal = 400

@@ -3,7 +3,7 @@ import http
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint64_t
-from libc.string cimport memchr, memcpy, memmove
+from libc.string cimport memchr, memcmp, memmove
 
 from cppcorn.http.byte_buffer cimport (
     cc_buffer_append,
@@ -13,10 +13,9 @@ from cppcorn.http.byte_buffer cimport (
     cc_buffer_shrink,
 )
 from cppcorn.http.http_bytes cimport (
+    cc_copy_field_value,
+    cc_copy_token_lower,
     cc_equals_lower,
-    cc_is_field_value,
-    cc_is_token,
-    cc_lower_copy,
     cc_parse_content_length,
     cc_strip_ows,
     cc_write_hex,
@@ -113,6 +112,7 @@ cdef int write_headers(OutputBuffer out, object headers, HeadInfo* info) except 
     cdef bytes name, value
     cdef const char* name_data
     cdef const char* value_data
+    cdef char* line
     cdef const char* token
     cdef const char* comma
     cdef size_t name_length, value_length, token_length, rest
@@ -146,12 +146,20 @@ cdef int write_headers(OutputBuffer out, object headers, HeadInfo* info) except 
         name_length = <size_t>PyBytes_GET_SIZE(name)
         value_data = PyBytes_AS_STRING(value)
         value_length = <size_t>PyBytes_GET_SIZE(value)
-        if not cc_is_token(name_data, name_length):
+        # The line is written past the buffer's end first (validated as it
+        # is copied) and kept by advancing the length, or dropped by not.
+        out.reserve(name_length + value_length + 4)
+        line = out.buf.data + out.buf.length
+        if not cc_copy_token_lower(line, name_data, name_length):
             raise RuntimeError(f"Invalid HTTP header name {name!r}.")
-        if not cc_is_field_value(value_data, value_length):
+        line[name_length] = b':'
+        line[name_length + 1] = b' '
+        if not cc_copy_field_value(line + name_length + 2, value_data, value_length):
             raise RuntimeError(f"Invalid HTTP header value {value!r}.")
+        line[name_length + 2 + value_length] = b'\r'
+        line[name_length + 3 + value_length] = b'\n'
 
-        if name_length == 14 and cc_equals_lower(name_data, 14, b"content-length", 14):
+        if name_length == 14 and memcmp(line, b"content-length", 14) == 0:
             if cc_parse_content_length(value_data, value_length, &content_length) != 0:
                 raise RuntimeError(f"Invalid Content-Length header value {value!r}.")
             if info.content_length >= 0 and <uint64_t>info.content_length != content_length:
@@ -160,7 +168,7 @@ cdef int write_headers(OutputBuffer out, object headers, HeadInfo* info) except 
                 continue
             info.content_length = <int64_t>content_length
             length_line_start = out.buf.length
-        elif name_length == 17 and cc_equals_lower(name_data, 17, b"transfer-encoding", 17):
+        elif name_length == 17 and memcmp(line, b"transfer-encoding", 17) == 0:
             token_length = value_length
             token = cc_strip_ows(value_data, &token_length)
             # The final coding decides the framing.
@@ -177,12 +185,13 @@ cdef int write_headers(OutputBuffer out, object headers, HeadInfo* info) except 
             if cc_equals_lower(token, token_length, b"chunked", 7):
                 info.chunked = True
                 if length_line_end > length_line_start:
-                    # Drop the Content-Length line written earlier.
+                    # Drop the Content-Length line written earlier (this
+                    # line, not yet kept, moves with the bytes after it).
                     memmove(out.buf.data + length_line_start, out.buf.data + length_line_end,
-                            out.buf.length - length_line_end)
+                            out.buf.length + name_length + value_length + 4 - length_line_end)
                     out.buf.length -= length_line_end - length_line_start
                     length_line_end = length_line_start
-        elif name_length == 10 and cc_equals_lower(name_data, 10, b"connection", 10):
+        elif name_length == 10 and memcmp(line, b"connection", 10) == 0:
             info.has_connection = True
             token = value_data
             rest = value_length
@@ -196,17 +205,7 @@ cdef int write_headers(OutputBuffer out, object headers, HeadInfo* info) except 
                 rest -= <size_t>(comma - token) + 1
                 token = comma + 1
 
-        out.reserve(name_length + value_length + 4)
-        cc_lower_copy(out.buf.data + out.buf.length, name_data, name_length)
-        out.buf.length += name_length
-        out.buf.data[out.buf.length] = b':'
-        out.buf.data[out.buf.length + 1] = b' '
-        out.buf.length += 2
-        memcpy(out.buf.data + out.buf.length, value_data, value_length)
-        out.buf.length += value_length
-        out.buf.data[out.buf.length] = b'\r'
-        out.buf.data[out.buf.length + 1] = b'\n'
-        out.buf.length += 2
+        out.buf.length += name_length + value_length + 4
         if length_line_start and length_line_end < length_line_start:
             length_line_end = out.buf.length
     return 0
