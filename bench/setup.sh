@@ -7,12 +7,14 @@
 #   - builds and installs cppcorn from this checkout into the same venv.
 #
 # Environment: PYTHON (default python3) is the interpreter the venv is made
-# from; it must be Python 3.10 or newer.
+# from; it must be Python 3.10 or newer. BENCH_VENV (default bench/.venv) is
+# where the venv goes: one per Python, to measure every server on another
+# (bench/load.py runs the servers with the Python that runs it).
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$BENCH_DIR/.." && pwd)"
-VENV="$BENCH_DIR/.venv"
+VENV="${BENCH_VENV:-$BENCH_DIR/.venv}"
 PYTHON="${PYTHON:-python3}"
 
 say() { printf '[bench/setup] %s\n' "$*"; }
