@@ -123,8 +123,6 @@ class Server:
         state = self.server_state
         state.now = time.monotonic()
         self._refresh_default_headers()
-        # Eager tasks bypass the loop's task factory; respect one if set.
-        eager_tasks = sys.version_info >= (3, 12) and loop.get_task_factory() is None
         websocket = None
         if config.ws != "none" and config.interface != "wsgi":
             websocket = WebSocketSettings(
@@ -135,7 +133,6 @@ class Server:
                 ping_interval=config.ws_ping_interval,
                 ping_timeout=config.ws_ping_timeout,
                 per_message_deflate=config.ws_per_message_deflate,
-                eager_tasks=eager_tasks,
                 reset_contextvars=config.reset_contextvars,
             )
         settings = HttpSettings(
@@ -150,7 +147,6 @@ class Server:
             trusted_hosts=config.trusted_hosts,
             access_log=config.access_log,
             reset_contextvars=config.reset_contextvars,
-            eager_tasks=eager_tasks,
             websocket=websocket,
         )
 

@@ -384,7 +384,7 @@ def test_pipelined_requests_then_half_close_are_all_answered(serve, raw_client):
     """Two complete pipelined requests followed by a half-close: both are
     answered in order, then the connection is closed. (Whether the last
     response says `connection: close` depends on whether the end of input
-    arrived before it was written: with eager tasks it often has not.)"""
+    arrived before it was written.)"""
     server = serve(app)
     client = raw_client(server.port)
     client.send(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n")

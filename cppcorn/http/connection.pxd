@@ -33,5 +33,5 @@ cdef class Connection:
 
 
 # The task running an application coroutine; `context` None means a copy of
-# the current one. With `eager` (Python 3.12+), its first step runs now.
-cdef object start_app_task(object loop, object coroutine, object context, bint eager)
+# the current one.
+cdef object start_app_task(object loop, object coroutine, object context)

@@ -28,7 +28,6 @@ cdef class HttpSettings:
     cdef readonly object logger
     cdef readonly object access_logger
     cdef readonly bint access_log
-    cdef readonly bint eager_tasks
     cdef readonly bint reset_contextvars
 
 

@@ -16,7 +16,6 @@ cdef class WebSocketSettings:
     cdef readonly double ping_interval     # 0: no keepalive pings
     cdef readonly double ping_timeout
     cdef readonly bint per_message_deflate
-    cdef readonly bint eager_tasks
     cdef readonly bint reset_contextvars
 
 

@@ -73,7 +73,6 @@ cdef class WebSocketSettings:
         ping_interval = 20.0,
         ping_timeout = 20.0,
         bint per_message_deflate = True,
-        bint eager_tasks = False,
         bint reset_contextvars = False,
     ):
         self.app = app
@@ -83,7 +82,6 @@ cdef class WebSocketSettings:
         self.ping_interval = ping_interval or 0.0
         self.ping_timeout = ping_timeout or 0.0
         self.per_message_deflate = per_message_deflate
-        self.eager_tasks = eager_tasks
         self.reset_contextvars = reset_contextvars
 
 
@@ -231,7 +229,7 @@ cdef class WebSocketProtocol(Connection):
         transport.set_protocol(self)
         coroutine = self.run_asgi()
         context = Context() if settings.reset_contextvars else None
-        task = start_app_task(self.loop, coroutine, context, settings.eager_tasks)
+        task = start_app_task(self.loop, coroutine, context)
         if not task.done():
             self.task = task
             self.state.tasks.add(task)
