@@ -35,6 +35,7 @@ import socket
 import ssl
 import sys
 import tempfile
+import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -288,6 +289,19 @@ def fd_kinds() -> list[str]:
 def collect() -> None:
     for _ in range(3):
         gc.collect()
+
+
+def close_loop_expecting_unclosed_transport(loop: asyncio.AbstractEventLoop, transport_ref: Any) -> None:
+    """Close `loop` and collect garbage: the transport behind the weak
+    reference `transport_ref`, never closed, is freed and says so with a
+    ResourceWarning (as asyncio's transports do)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loop.close()
+        collect()
+    assert transport_ref() is None
+    messages = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert any(message.startswith("unclosed transport") for message in messages), messages
 
 
 class RecordingProtocol(asyncio.Protocol):

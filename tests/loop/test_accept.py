@@ -11,7 +11,6 @@ import os
 import resource
 import socket
 import sys
-import warnings
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from tests.loop.conftest import (
     EchoProtocol,
     ErrorRecorder,
     RecordingProtocol,
+    close_loop_expecting_unclosed_transport,
     collect,
     open_fds,
     payload,
@@ -174,6 +174,15 @@ class Accepting:
     def address(self) -> Any:
         return self.kind.client_address(self.listener.getsockname())
 
+    async def connect_noting_fd(self) -> tuple[socket.socket, asyncio.Transport, Any, int]:
+        """connect(), and the accepted descriptor, found without asking the
+        transport for anything (a socket object would change what is tested)."""
+        collect()
+        before = open_fds()
+        client, transport, proto = await self.connect()
+        (fd,) = opened_since(before) - {client.fileno()}
+        return client, transport, proto, fd
+
     async def connect(self) -> tuple[socket.socket, asyncio.Transport, Any]:
         """A client connected to the server, and the server side's transport and protocol."""
         client = self.client()
@@ -321,11 +330,7 @@ def test_write_eof_reaches_the_client(loop, run, short_tmp, kind):
 def test_close_closes_the_descriptor(loop, run, short_tmp, kind, socket_object):
     async def main():
         async with Accepting(kind, short_tmp) as server:
-            collect()
-            before = open_fds()
-            client, transport, proto = await server.connect()
-            # The accepted descriptor, found without asking for a socket object.
-            (fd,) = opened_since(before) - {client.fileno()}
+            client, transport, proto, fd = await server.connect_noting_fd()
             sock = transport.get_extra_info("socket") if socket_object else None
             transport.close()
             assert await asyncio.wait_for(proto.lost, WAIT) is None
@@ -412,10 +417,7 @@ def test_sendfile_over_accepted_transport(loop, run, short_tmp, tmp_path, kind):
 
     async def main():
         async with Accepting(kind, short_tmp) as server:
-            collect()
-            before = open_fds()
-            client, transport, proto = await server.connect()
-            (fd,) = opened_since(before) - {client.fileno()}
+            client, transport, proto, fd = await server.connect_noting_fd()
             with open(path, "rb") as f:
                 sending = asyncio.ensure_future(loop.sendfile(transport, f))
                 received = bytearray()
@@ -527,19 +529,10 @@ def test_out_of_descriptors_pauses_accepting(loop_impl, loop, run, errors: Error
 def test_unclosed_accepted_transport_warns_and_closes_its_descriptor(loop, short_tmp):
     async def main():
         async with Accepting(KINDS["tcp4"], short_tmp) as server:
-            collect()
-            before = open_fds()
-            client, transport, _ = await server.connect()
-            (fd,) = opened_since(before) - {client.fileno()}
+            client, transport, _, fd = await server.connect_noting_fd()
         return client, fd, weakref.ref(transport)
 
     client, fd, ref = loop.run_until_complete(asyncio.wait_for(main(), WAIT))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        loop.close()
-        collect()
-    assert ref() is None
-    messages = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
-    assert any(message.startswith("unclosed transport") for message in messages), messages
+    close_loop_expecting_unclosed_transport(loop, ref)
     assert not is_open(fd)
     client.close()

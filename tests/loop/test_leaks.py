@@ -12,7 +12,15 @@ import weakref
 
 import pytest
 
-from tests.loop.conftest import WAIT, EchoProtocol, RecordingProtocol, collect, open_fds, server_port
+from tests.loop.conftest import (
+    WAIT,
+    EchoProtocol,
+    RecordingProtocol,
+    close_loop_expecting_unclosed_transport,
+    collect,
+    open_fds,
+    server_port,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -135,10 +143,4 @@ def test_unclosed_transport_warns(loop):
         return weakref.ref(transport)
 
     ref = loop.run_until_complete(asyncio.wait_for(main(), WAIT))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        loop.close()
-        collect()
-    assert ref() is None
-    messages = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
-    assert any(message.startswith("unclosed transport") for message in messages), messages
+    close_loop_expecting_unclosed_transport(loop, ref)
