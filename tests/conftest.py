@@ -260,6 +260,18 @@ async def read_body(receive: Callable[[], Any]) -> bytes:
             return body
 
 
+async def respond(send: Callable, body: bytes, status: int = 200) -> None:
+    """Send a whole text/plain response with its Content-Length."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 def simple_app(body: bytes = b"Hello, world!", status: int = 200, headers: list | None = None) -> Callable:
     async def app(scope: dict, receive: Callable, send: Callable) -> None:
         assert scope["type"] == "http"

@@ -18,7 +18,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import WAIT, Gate, read_body, wait_until
+from tests.conftest import WAIT, Gate, read_body, respond, wait_until
 
 
 async def read_recording(receive, received: queue.Queue) -> bytes:
@@ -30,17 +30,6 @@ async def read_recording(receive, received: queue.Queue) -> bytes:
         body += message.get("body", b"")
         if not message.get("more_body", False):
             return body
-
-
-async def respond(send, body: bytes, status: int = 200) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 def recording_echo_app(messages: list):
@@ -551,6 +540,75 @@ def test_receive_and_send_return_coroutines(serve, raw_client):
     response = client.read_response()
     assert response.status == 200
     assert response.body == b"hello"
+
+
+def test_send_acts_when_awaited_not_when_called(serve, raw_client):
+    """send() does nothing until its result is awaited (so that a thread can
+    pass it to run_coroutine_threadsafe), and that result is awaited once."""
+    outcome: list[str] = []
+
+    async def app(scope, receive, send):
+        start = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
+        never_awaited = send(start)
+        call = send(start)  # would be a second response start had the first acted
+        await call
+        try:
+            await call
+        except RuntimeError as exc:
+            outcome.append(str(exc))
+        never_awaited.close()
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    client = raw_client(serve(app).port)
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert client.read_response().body == b"ok"
+    assert outcome == ["cannot reuse already awaited coroutine"]
+
+
+def test_send_from_another_thread(serve, raw_client):
+    """A thread hands send() to the loop with run_coroutine_threadsafe (as
+    WSGI-style adapters do)."""
+
+    def respond_from_thread(loop, send):
+        start = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"6")]}
+        asyncio.run_coroutine_threadsafe(send(start), loop).result(WAIT)
+        asyncio.run_coroutine_threadsafe(send({"type": "http.response.body", "body": b"thread"}), loop).result(WAIT)
+
+    async def app(scope, receive, send):
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, respond_from_thread, loop, send)
+
+    client = raw_client(serve(app).port)
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert client.read_response().body == b"thread"
+
+
+def test_cancelling_a_send_that_waits_for_the_client(serve):
+    """A cancellation reaches the application inside a send() that waits for
+    the client to read; the connection is closed after it."""
+    chunk = b"x" * 65536
+    outcome: queue.Queue = queue.Queue()
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % (1 << 30))]})
+        asyncio.get_running_loop().call_later(0.3, asyncio.current_task().cancel)
+        sent = 0
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                sent += 1
+        except asyncio.CancelledError:
+            outcome.put(("cancelled", sent > 0))
+
+    server = serve(app)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert outcome.get(timeout=WAIT) == ("cancelled", True)
+        # Having not completed its response, the application's connection closes.
+        sock.settimeout(WAIT)
+        while sock.recv(1 << 20):
+            pass
 
 
 def test_send_after_client_went_away_does_not_raise(serve, raw_client, caplog):

@@ -1,7 +1,8 @@
 # The HTTP/1.1 ASGI protocol: one HttpProtocol per connection, one
-# RequestCycle per request. It speaks asyncio's Protocol interface, so it runs
-# on any asyncio loop; feed() is the C-level entry a native transport can call
-# with a buffer it owns.
+# RequestCycle per request, and a RequestRunner (one asyncio Task) running
+# the application for a connection's requests in turn. It speaks asyncio's
+# Protocol interface, so it runs on any asyncio loop; feed() is the C-level
+# entry a native transport can call with a buffer it owns.
 from cppcorn.http.connection cimport Connection, ServerState
 from cppcorn.http.parser cimport RequestParser
 from cppcorn.http.response cimport HeadInfo, OutputBuffer
@@ -34,7 +35,6 @@ cdef class HttpSettings:
 cdef class RequestCycle:
     cdef HttpProtocol protocol
     cdef readonly dict scope
-    cdef object task
     cdef list waiters           # futures of receive() calls that wait
 
     # Request side
@@ -56,12 +56,55 @@ cdef class RequestCycle:
     cdef bint chunked
     cdef long long content_remaining    # < 0: no Content-Length
 
+    cdef object _send(self, object message)
     cdef object _receive_now(self)
     cdef int _wake(self) except -1
     cdef int _start_response(self, dict message) except -1
     cdef int _write_body(self, bytes body, bint more_body) except -1
     cdef int _flush_with(self, bytes body, size_t size, bint more_body) except -1
     cdef int _fail_response(self) except -1
+
+
+cdef enum SendCallState:
+    CALL_NEW = 0
+    CALL_WAITING
+    CALL_DONE
+
+
+cdef class SendCall:
+    # The awaitable send() returns (see protocol.pyx).
+    cdef RequestCycle cycle
+    cdef object message
+    cdef object waiter          # the drain future it waits on
+    cdef SendCallState state
+
+    @staticmethod
+    cdef SendCall create(RequestCycle cycle, object message)
+    cdef object _step(self)
+
+
+cdef class RequestRunner:
+    # The coroutine of one asyncio Task, stepping the application of one
+    # request after another (see protocol.pyx).
+    cdef HttpProtocol protocol      # None once the task has ended
+    cdef readonly object task
+    cdef RequestCycle cycle         # the request whose application runs
+    cdef object coroutine           # that application's coroutine
+    cdef object context             # that request's context
+    cdef RequestCycle next_cycle    # the request the next step starts
+    cdef object next_context
+    cdef object waiter              # what the task waits on between requests
+    cdef bint thrown                # an exception went into this request
+
+    @staticmethod
+    cdef RequestRunner start(HttpProtocol protocol, RequestCycle cycle, object context)
+    cdef bint waiting(self) except -1
+    cdef int resume(self, RequestCycle cycle, object context) except -1
+    cdef int release(self) except -1
+    cdef object _step(self, object value, object exc)
+    cdef int _request_done(self, RequestCycle cycle, object outcome, object error) except -1
+    cdef object _between_requests(self)
+    cdef int _finish(self) except -1
 
 
 cdef enum ClientTrust:
@@ -81,6 +124,7 @@ cdef class HttpProtocol(Connection):
     # Whether the client is a trusted proxy: decided when first needed.
     cdef ClientTrust client_trust
     cdef RequestCycle cycle
+    cdef RequestRunner runner
     # The transport's C-level write and is_closing(), when it offers them.
     cdef const cc_stream_sender *sender
 

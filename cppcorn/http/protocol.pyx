@@ -1,22 +1,28 @@
 # The HTTP/1.1 ASGI protocol. See protocol.pxd for the shape.
 #
 # Life of a request: data_received() (or the transport's C-level receiver)
-# -> _feed() -> llhttp, whose callbacks stay
-# in C until the header section is complete; then on_headers_complete() builds
-# the scope once. The parser stops at the end of each message, and the
-# application's task is started once the bytes at hand are parsed. send() serialises the head into the connection's
+# -> _feed() -> llhttp, whose callbacks stay in C until the header section is
+# complete; then on_headers_complete() builds the scope once. The parser stops
+# at the end of each message, and once the bytes at hand are parsed the
+# application is started in the connection's task (RequestRunner), through
+# the loop's ready queue. send() serialises the head into the connection's
 # output buffer and holds it until the first body message, so that a small
 # response leaves in one write. The next pipelined request is parsed only
 # when this response is complete.
 import asyncio
+import collections.abc
 import contextvars
 import logging
+import sys
 import urllib.parse
 
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid, PyCapsule_New
+from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
 
-from cppcorn.http.connection cimport Connection, ServerState, start_app_task
+from cppcorn.http.connection cimport Connection, ServerState
 from cppcorn.http.parser cimport (
     PARSE_ERROR,
     PARSE_MESSAGE_END,
@@ -37,7 +43,21 @@ DEF BODY_HIGH_WATER = 65536
 # (one write); larger ones go out as separate buffers of one writelines().
 DEF BODY_COPY_LIMIT = 16384
 
+cdef extern from "Python.h":
+    # PySendResult: PYGEN_RETURN 0, PYGEN_ERROR -1 (raised), PYGEN_NEXT 1.
+    int PyIter_Send(object iterator, object arg, PyObject **presult) except -1
+    bint PyCoro_CheckExact(object)
+
+cdef extern from "am_send.h":
+    ctypedef int (*cc_send_function)(PyObject *self, PyObject *arg, PyObject **result) except -1
+    int cc_install_am_send(type extension_type, cc_send_function send) except -1
+
+DEF SEND_RETURN = 0
+DEF SEND_NEXT = 1
+
 cdef object Context = contextvars.Context
+# Python 3.11+ count a task's cancel() requests (cancelling(), uncancel()).
+cdef bint TASKS_COUNT_CANCELS = sys.version_info >= (3, 11)
 cdef int INFO = logging.INFO
 
 cdef bytes CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -126,28 +146,6 @@ cdef class HttpSettings:
 cdef class RequestCycle:
     """One request and its response: the ASGI `receive` and `send`."""
 
-    async def run_asgi(self, app):
-        cdef HttpProtocol protocol = self.protocol
-        try:
-            result = await app(self.scope, self.receive, self.send)
-        except BaseException as exc:
-            protocol._app_exception(self, exc)
-        else:
-            if result is not None:
-                protocol.settings.logger.error(
-                    "ASGI callable should return None, but returned '%s'.", result)
-                protocol.transport.close()
-            elif not self.response_started and not self.disconnected:
-                protocol.settings.logger.error("ASGI callable returned without starting response.")
-                self._fail_response()
-            elif not self.response_complete and not self.disconnected:
-                protocol.settings.logger.error("ASGI callable returned without completing response.")
-                protocol.transport.close()
-        finally:
-            if self.task is not None:
-                protocol.state.tasks.discard(self.task)
-                self.task = None
-
     cdef int _fail_response(self) except -1:
         """Answer 500 for an application that failed before responding."""
         self.response_started = True
@@ -159,8 +157,9 @@ cdef class RequestCycle:
         return 0
 
     # -- receive ---------------------------------------------------------
-    # receive() and send() are coroutines, as in Uvicorn: applications and
-    # libraries pass them to create_task() or run_coroutine_threadsafe().
+    # receive() is a coroutine, and send() returns a SendCall, which is one
+    # too as far as asyncio is concerned: applications and libraries pass
+    # them to create_task() or run_coroutine_threadsafe(), as in Uvicorn.
     # When nothing has to wait they return without suspending.
 
     async def receive(self):
@@ -235,12 +234,17 @@ cdef class RequestCycle:
 
     # -- send ------------------------------------------------------------
 
-    async def send(self, message):
+    def send(self, message):
+        return SendCall.create(self, message)
+
+    cdef object _send(self, object message):
+        """Act on one message of send(); return the future to wait on before
+        sending more (the transport's buffer is full), or None."""
         cdef HttpProtocol protocol = self.protocol
         cdef object message_type
         if self.disconnected:
             # As Uvicorn: a response to a client that went away is dropped.
-            return
+            return None
         if type(message) is not dict:
             if not isinstance(message, dict):
                 raise RuntimeError(f"ASGI message must be a dict, got {type(message).__name__}.")
@@ -250,7 +254,7 @@ cdef class RequestCycle:
                 raise RuntimeError(
                     f"Expected ASGI message 'http.response.start', but got '{message_type}'.")
             self._start_response(<dict>message)
-            return
+            return None
         if self.response_complete:
             raise RuntimeError(
                 f"Unexpected ASGI message '{message_type}' sent, after response already completed.")
@@ -267,7 +271,8 @@ cdef class RequestCycle:
         if protocol.writing_paused and not self.disconnected:
             # The client reads slower than the application writes: wait until
             # the transport's buffer drains below its low-water mark.
-            await protocol.drained()
+            return protocol.drained()
+        return None
 
     cdef int _start_response(self, dict message) except -1:
         cdef HttpProtocol protocol = self.protocol
@@ -366,6 +371,330 @@ cdef class RequestCycle:
         return 0
 
 
+@cython.freelist(16)
+cdef class SendCall:
+    """What send(message) returns: a coroutine in all but type (asyncio
+    takes it as one, see the registration below) that acts on the message
+    when first stepped, as `async def send()` would. A Cython coroutine cost
+    about 600 instructions per send() in its making, stepping and freeing
+    (callgrind, 3.11); a hello-world response makes two.
+
+    Nothing happens at call time: run_coroutine_threadsafe(send(message),
+    loop) from another thread must leave the work to the loop's thread.
+    The interpreter and asyncio's Task step it through am_send (below);
+    __next__, send() and throw() are the same steps for everyone else.
+    """
+
+    @staticmethod
+    cdef SendCall create(RequestCycle cycle, object message):
+        cdef SendCall call = SendCall.__new__(SendCall)
+        call.cycle = cycle
+        call.message = message
+        return call
+
+    def __await__(self):
+        return self
+
+    def __iter__(self):
+        # What __await__() returns is iterated by `yield from`.
+        return self
+
+    def __next__(self):
+        waiter = self._step()
+        if waiter is None:
+            raise StopIteration
+        return waiter
+
+    def send(self, value):
+        return self.__next__()
+
+    def throw(self, typ, val=None, tb=None):
+        # Into the wait for the drain (a cancellation) or before the start:
+        # either way it ends the call, as it would a coroutine.
+        self.close()
+        if val is None:
+            val = typ if isinstance(typ, BaseException) else typ()
+        if tb is not None:
+            val = val.with_traceback(tb)
+        raise val
+
+    def close(self):
+        self.cycle = None
+        self.message = None
+        self.waiter = None
+        self.state = CALL_DONE
+
+    cdef object _step(self):
+        """The future to wait on (the transport's buffer is full), or None
+        once the call is done."""
+        cdef object waiter
+        if self.state == CALL_NEW:
+            self.state = CALL_DONE
+            waiter = self.cycle._send(self.message)
+            self.cycle = None
+            self.message = None
+            if waiter is None:
+                return None
+            # What `await waiter` would hand the task.
+            waiter._asyncio_future_blocking = True
+            self.waiter = waiter
+            self.state = CALL_WAITING
+            return waiter
+        if self.state == CALL_WAITING:
+            waiter = self.waiter
+            self.waiter = None
+            self.state = CALL_DONE
+            waiter.result()
+            return None
+        raise RuntimeError("cannot reuse already awaited coroutine")
+
+
+cdef int _send_call_am_send(PyObject *call, PyObject *arg, PyObject **result) except -1:
+    cdef object waiter = (<SendCall>call)._step()
+    Py_INCREF(waiter)
+    result[0] = <PyObject *>waiter
+    return SEND_RETURN if waiter is None else SEND_NEXT
+
+
+cc_install_am_send(SendCall, _send_call_am_send)
+collections.abc.Coroutine.register(SendCall)
+
+
+# What RequestRunner._step() returns when its task is to end: an
+# application's coroutine may yield None (a bare yield), so None cannot say it.
+cdef object TASK_ENDS = object()
+
+
+async def _awaited(awaitable):
+    """An application's awaitable that is not a native coroutine, as one (the
+    same errors as `await` for what cannot be awaited)."""
+    return await awaitable
+
+
+cdef class RequestRunner:
+    """The coroutine of the asyncio Task that runs a connection's requests'
+    applications, one request after another.
+
+    A Task per request was the largest single cost of serving a small one:
+    its init (a "Task-N" name, a call_soon), its registration in asyncio's
+    WeakSet of tasks and its removal from it took a fifth of the server's
+    user-space instructions per hello-world request (callgrind, 3.11: 26.6k
+    with a Task per request, 21.3k with this). A connection's requests come
+    one after another, so one Task serves them all and waits on a future in
+    between.
+
+    The Task steps this object as its coroutine. Each step enters the
+    request's own context (a fresh copy per request, as a Task of its own
+    would have) and steps the application's coroutine in it: what that
+    yields (futures) goes to the Task, what the Task throws (cancellation)
+    goes to the application. An application sees what it would see in a
+    task of its own, except the task's identity: asyncio.current_task() is
+    the connection's task, the same object for each of its requests.
+
+    An application may go on running after its response is complete. A
+    request that arrives meanwhile gets a new runner, which becomes the
+    connection's; the old one ends with its application.
+
+    The task steps it through am_send (csrc/am_send.h), which lets it end
+    without raising StopIteration: with Connection: close that is once per
+    request.
+    """
+
+    @staticmethod
+    cdef RequestRunner start(HttpProtocol protocol, RequestCycle cycle, object context):
+        """A runner whose task's first step starts `cycle` in `context`."""
+        cdef RequestRunner runner = RequestRunner.__new__(RequestRunner)
+        runner.protocol = protocol
+        runner.next_cycle = cycle
+        runner.next_context = context
+        runner.task = protocol.loop.create_task(runner)
+        return runner
+
+    cdef bint waiting(self) except -1:
+        """Between requests: resume() may hand it the next one."""
+        return self.waiter is not None and not self.waiter.done()
+
+    cdef int resume(self, RequestCycle cycle, object context) except -1:
+        self.next_cycle = cycle
+        self.next_context = context
+        self.waiter.set_result(None)
+        return 0
+
+    cdef int release(self) except -1:
+        """The connection will bring no more requests: end when waiting."""
+        if self.waiting():
+            self.waiter.set_result(None)
+        return 0
+
+    # -- the coroutine protocol, as asyncio's Task drives it ------------
+
+    @property
+    def __qualname__(self):
+        return "RequestRunner"
+
+    def __await__(self):
+        return self
+
+    def __next__(self):
+        return _ended_or(self._step(None, None))
+
+    def send(self, value):
+        return _ended_or(self._step(value, None))
+
+    def throw(self, typ, val=None, tb=None):
+        if val is None:
+            val = typ if isinstance(typ, BaseException) else typ()
+        if tb is not None:
+            val = val.with_traceback(tb)
+        return _ended_or(self._step(None, val))
+
+    def close(self):
+        coroutine = self.coroutine
+        if coroutine is not None:
+            self.coroutine = None
+            PyContext_Enter(self.context)
+            try:
+                coroutine.close()
+            finally:
+                PyContext_Exit(self.context)
+        if self.cycle is not None:
+            self.protocol.state.tasks.discard(self.task)
+        self._finish()
+
+    cdef object _step(self, object value, object exc):
+        """One step of the task: the application's next step, or the start
+        of the next request, or the wait for it. Returns what the task is to
+        wait on, or TASK_ENDS."""
+        cdef RequestCycle cycle = self.cycle
+        cdef PyObject *result = NULL
+        cdef object outcome
+        if cycle is None:
+            # The first step, or woken between requests.
+            self.waiter = None
+            cycle = self.next_cycle
+            if exc is not None:
+                # Cancelled between requests (the loop shutting down, or a
+                # cancel() that came after its request had ended). A request
+                # handed over meanwhile is dropped with its connection, as
+                # a task cancelled before its first step never runs.
+                if cycle is not None:
+                    self.protocol.state.tasks.discard(self.task)
+                    self.protocol.transport.close()
+                self._finish()
+                raise exc
+            if cycle is None:
+                self._finish()
+                return TASK_ENDS
+            self.next_cycle = None
+            self.cycle = cycle
+            self.context = self.next_context
+            self.next_context = None
+        context = self.context
+        PyContext_Enter(context)
+        try:
+            try:
+                if self.coroutine is None:
+                    awaitable = self.protocol.settings.app(cycle.scope, cycle.receive, cycle.send)
+                    self.coroutine = awaitable if PyCoro_CheckExact(awaitable) else _awaited(awaitable)
+                if exc is None:
+                    status = PyIter_Send(self.coroutine, value, &result)
+                    outcome = <object>result
+                    Py_XDECREF(result)
+                    if status == SEND_NEXT:
+                        return outcome
+                else:
+                    self.thrown = True
+                    try:
+                        return self.coroutine.throw(exc)
+                    except StopIteration as stop:
+                        outcome = stop.value
+            except BaseException as error:
+                self._request_done(cycle, None, error)
+            else:
+                self._request_done(cycle, outcome, None)
+        finally:
+            PyContext_Exit(context)
+        return self._between_requests()
+
+    cdef int _request_done(self, RequestCycle cycle, object outcome, object error) except -1:
+        """The application of `cycle` has returned `outcome` or raised
+        `error` (run in the request's context: log filters may read it)."""
+        cdef HttpProtocol protocol = self.protocol
+        self.coroutine = None
+        self.cycle = None
+        try:
+            if error is not None:
+                protocol._app_exception(cycle, error)
+            elif outcome is not None:
+                protocol.settings.logger.error(
+                    "ASGI callable should return None, but returned '%s'.", outcome)
+                protocol.transport.close()
+            elif not cycle.response_started and not cycle.disconnected:
+                protocol.settings.logger.error("ASGI callable returned without starting response.")
+                cycle._fail_response()
+            elif not cycle.response_complete and not cycle.disconnected:
+                protocol.settings.logger.error("ASGI callable returned without completing response.")
+                protocol.transport.close()
+        finally:
+            protocol.state.tasks.discard(self.task)
+        return 0
+
+    cdef object _between_requests(self):
+        """The future to wait on for the connection's next request, or
+        TASK_ENDS."""
+        cdef HttpProtocol protocol = self.protocol
+        self.context = None
+        if protocol.runner is not self or protocol.transport is None or protocol._closing():
+            self._finish()
+            return TASK_ENDS
+        if self.thrown:
+            # A cancellation the application absorbed is not carried into
+            # the next request, which a task of its own would start without.
+            self.thrown = False
+            if TASKS_COUNT_CANCELS:
+                while self.task.uncancel():
+                    pass
+        waiter = protocol.loop.create_future()
+        # What `await waiter` would hand the task.
+        waiter._asyncio_future_blocking = True
+        self.waiter = waiter
+        return waiter
+
+    cdef int _finish(self) except -1:
+        cdef HttpProtocol protocol = self.protocol
+        if protocol is not None and protocol.runner is self:
+            protocol.runner = None
+        self.protocol = None
+        self.next_cycle = None
+        self.next_context = None
+        self.context = None
+        self.waiter = None
+        return 0
+
+
+cdef object _ended_or(object step):
+    if step is TASK_ENDS:
+        raise StopIteration
+    return step
+
+
+cdef int _runner_am_send(PyObject *runner, PyObject *arg, PyObject **result) except -1:
+    cdef object step = (<RequestRunner>runner)._step(<object>arg, None)
+    if step is TASK_ENDS:
+        step = None
+        Py_INCREF(step)
+        result[0] = <PyObject *>step
+        return SEND_RETURN
+    Py_INCREF(step)
+    result[0] = <PyObject *>step
+    return SEND_NEXT
+
+
+cc_install_am_send(RequestRunner, _runner_am_send)
+# Task() takes a coroutine: asyncio.iscoroutine() asks collections.abc.
+collections.abc.Coroutine.register(RequestRunner)
+
+
 # The parser reports to its protocol through these.
 
 cdef int _headers_complete(void* protocol) except -1:
@@ -442,6 +771,8 @@ cdef class HttpProtocol(Connection):
             cycle.disconnected = True
             cycle._wake()
         self._release_drain_waiters()
+        if self.runner is not None:
+            self.runner.release()
 
     def eof_received(self):
         cdef RequestCycle cycle = self.cycle
@@ -653,6 +984,8 @@ cdef class HttpProtocol(Connection):
         if self.websocket_refusal:
             self.settings.logger.warning("Invalid WebSocket upgrade request.")
             return self._send_error_response(400, ERROR_BODIES[400])
+        if self.runner is not None:
+            self.runner.release()
         websocket = WebSocketProtocol(self.settings.websocket, self.state, scope, key, extensions)
         self.state.connections.discard(self)
         transport = self.transport
@@ -694,6 +1027,7 @@ cdef class HttpProtocol(Connection):
         cdef RequestCycle cycle = self.cycle
         cdef HttpSettings settings = self.settings
         cdef long limit = settings.limit_concurrency
+        cdef RequestRunner runner
         cycle.started = True
         if limit >= 0 and (len(self.state.connections) > limit or len(self.state.tasks) >= limit):
             settings.logger.warning("Exceeded concurrency limit.")
@@ -704,12 +1038,15 @@ cdef class HttpProtocol(Connection):
             self._access_log(cycle, 503)
             self._send_error_response(503, ERROR_BODIES[503])
             return 0
-        coroutine = cycle.run_asgi(settings.app)
-        context = Context() if settings.reset_contextvars else None
-        task = start_app_task(self.loop, coroutine, context)
-        if not task.done():
-            cycle.task = task
-            self.state.tasks.add(task)
+        # The context the request's own task would have had.
+        context = Context() if settings.reset_contextvars else PyContext_CopyCurrent()
+        runner = self.runner
+        if runner is not None and runner.waiting():
+            runner.resume(cycle, context)
+        else:
+            runner = RequestRunner.start(self, cycle, context)
+            self.runner = runner
+        self.state.tasks.add(runner.task)
         return 0
 
     cdef int _request_finished(self, bint more_data) except -1:

@@ -10,7 +10,7 @@ import sys
 
 cimport cython
 
-from asyncio import base_events, format_helpers, tasks
+from asyncio import base_events, format_helpers, futures, tasks
 from asyncio.log import logger
 
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
@@ -34,6 +34,7 @@ DEF MIN_SCHEDULED_TIMER_HANDLES = 100
 DEF CLOCK_RESOLUTION = 1e-09
 
 cdef object Task = tasks.Task
+cdef object Future = futures.Future
 cdef bint TASK_TAKES_CONTEXT = sys.version_info >= (3, 11)
 
 
@@ -295,6 +296,11 @@ cdef class LoopCore:
     def get_debug(self):
         # asyncio's is Python, and every future and task asks it when made.
         return self.debug_flag
+
+    def create_future(self):
+        # asyncio's is a Python frame around this: a server makes futures
+        # per request (a connection's task waits on one between requests).
+        return Future(loop=self)
 
     def create_task(self, coro, *, name=None, context=None):
         """asyncio's create_task(), with its usual case in C: no task factory,
