@@ -371,6 +371,40 @@ cdef class RequestCycle:
         return 0
 
 
+# SendCall and RequestRunner are coroutines in all but type: each has one
+# _step() that returns what to yield, or STEP_DONE once it is finished (an
+# application's coroutine may yield None, a bare yield, so None cannot say
+# it). am_send (csrc/am_send.h) turns that into a return without raising
+# StopIteration; __next__(), send() and throw() raise it as coroutines do.
+cdef object STEP_DONE = object()
+
+
+cdef int _send_result(object step, PyObject **result) except -1:
+    """am_send's result for what a _step() returned."""
+    if step is STEP_DONE:
+        Py_INCREF(None)
+        result[0] = <PyObject *>None
+        return SEND_RETURN
+    Py_INCREF(step)
+    result[0] = <PyObject *>step
+    return SEND_NEXT
+
+
+cdef object _yielded_or_stop(object step):
+    if step is STEP_DONE:
+        raise StopIteration
+    return step
+
+
+cdef object _thrown(object typ, object val, object tb):
+    """The exception of a coroutine's throw(typ[, val[, tb]])."""
+    if val is None:
+        val = typ if isinstance(typ, BaseException) else typ()
+    if tb is not None:
+        val = val.with_traceback(tb)
+    return val
+
+
 @cython.freelist(16)
 cdef class SendCall:
     """What send(message) returns: a coroutine in all but type (asyncio
@@ -400,23 +434,16 @@ cdef class SendCall:
         return self
 
     def __next__(self):
-        waiter = self._step()
-        if waiter is None:
-            raise StopIteration
-        return waiter
+        return _yielded_or_stop(self._step())
 
     def send(self, value):
-        return self.__next__()
+        return _yielded_or_stop(self._step())
 
     def throw(self, typ, val=None, tb=None):
         # Into the wait for the drain (a cancellation) or before the start:
         # either way it ends the call, as it would a coroutine.
         self.close()
-        if val is None:
-            val = typ if isinstance(typ, BaseException) else typ()
-        if tb is not None:
-            val = val.with_traceback(tb)
-        raise val
+        raise _thrown(typ, val, tb)
 
     def close(self):
         self.cycle = None
@@ -425,8 +452,8 @@ cdef class SendCall:
         self.state = CALL_DONE
 
     cdef object _step(self):
-        """The future to wait on (the transport's buffer is full), or None
-        once the call is done."""
+        """The future to wait on (the transport's buffer is full), or
+        STEP_DONE."""
         cdef object waiter
         if self.state == CALL_NEW:
             self.state = CALL_DONE
@@ -434,7 +461,7 @@ cdef class SendCall:
             self.cycle = None
             self.message = None
             if waiter is None:
-                return None
+                return STEP_DONE
             # What `await waiter` would hand the task.
             waiter._asyncio_future_blocking = True
             self.waiter = waiter
@@ -445,24 +472,16 @@ cdef class SendCall:
             self.waiter = None
             self.state = CALL_DONE
             waiter.result()
-            return None
+            return STEP_DONE
         raise RuntimeError("cannot reuse already awaited coroutine")
 
 
 cdef int _send_call_am_send(PyObject *call, PyObject *arg, PyObject **result) except -1:
-    cdef object waiter = (<SendCall>call)._step()
-    Py_INCREF(waiter)
-    result[0] = <PyObject *>waiter
-    return SEND_RETURN if waiter is None else SEND_NEXT
+    return _send_result((<SendCall>call)._step(), result)
 
 
 cc_install_am_send(SendCall, _send_call_am_send)
 collections.abc.Coroutine.register(SendCall)
-
-
-# What RequestRunner._step() returns when its task is to end: an
-# application's coroutine may yield None (a bare yield), so None cannot say it.
-cdef object TASK_ENDS = object()
 
 
 async def _awaited(awaitable):
@@ -536,17 +555,13 @@ cdef class RequestRunner:
         return self
 
     def __next__(self):
-        return _ended_or(self._step(None, None))
+        return _yielded_or_stop(self._step(None, None))
 
     def send(self, value):
-        return _ended_or(self._step(value, None))
+        return _yielded_or_stop(self._step(value, None))
 
     def throw(self, typ, val=None, tb=None):
-        if val is None:
-            val = typ if isinstance(typ, BaseException) else typ()
-        if tb is not None:
-            val = val.with_traceback(tb)
-        return _ended_or(self._step(None, val))
+        return _yielded_or_stop(self._step(None, _thrown(typ, val, tb)))
 
     def close(self):
         coroutine = self.coroutine
@@ -564,7 +579,7 @@ cdef class RequestRunner:
     cdef object _step(self, object value, object exc):
         """One step of the task: the application's next step, or the start
         of the next request, or the wait for it. Returns what the task is to
-        wait on, or TASK_ENDS."""
+        wait on, or STEP_DONE when the task is to end."""
         cdef RequestCycle cycle = self.cycle
         cdef PyObject *result = NULL
         cdef object outcome
@@ -584,7 +599,7 @@ cdef class RequestRunner:
                 raise exc
             if cycle is None:
                 self._finish()
-                return TASK_ENDS
+                return STEP_DONE
             self.next_cycle = None
             self.cycle = cycle
             self.context = self.next_context
@@ -641,12 +656,12 @@ cdef class RequestRunner:
 
     cdef object _between_requests(self):
         """The future to wait on for the connection's next request, or
-        TASK_ENDS."""
+        STEP_DONE."""
         cdef HttpProtocol protocol = self.protocol
         self.context = None
         if protocol.runner is not self or protocol.transport is None or protocol._closing():
             self._finish()
-            return TASK_ENDS
+            return STEP_DONE
         if self.thrown:
             # A cancellation the application absorbed is not carried into
             # the next request, which a task of its own would start without.
@@ -672,22 +687,8 @@ cdef class RequestRunner:
         return 0
 
 
-cdef object _ended_or(object step):
-    if step is TASK_ENDS:
-        raise StopIteration
-    return step
-
-
 cdef int _runner_am_send(PyObject *runner, PyObject *arg, PyObject **result) except -1:
-    cdef object step = (<RequestRunner>runner)._step(<object>arg, None)
-    if step is TASK_ENDS:
-        step = None
-        Py_INCREF(step)
-        result[0] = <PyObject *>step
-        return SEND_RETURN
-    Py_INCREF(step)
-    result[0] = <PyObject *>step
-    return SEND_NEXT
+    return _send_result((<RequestRunner>runner)._step(<object>arg, None), result)
 
 
 cc_install_am_send(RequestRunner, _runner_am_send)
