@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 import logging
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -116,15 +117,26 @@ def test_an_application_running_after_its_response_does_not_hold_up_the_next_req
     assert outcome == ["second arrived"]
 
 
+def task_recording_app(tasks: list) -> Callable:
+    """An app that answers "ok" and notes the task each request runs in."""
+
+    async def app(scope, receive, send):
+        tasks.append(asyncio.current_task())
+        await respond(send, b"ok")
+
+    return app
+
+
+def error_records(caplog) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
 def test_the_task_ends_with_its_connection(serve, raw_client, caplog):
     """The task waiting for a connection's next request ends when the client
     closes the connection, and the server's count of running tasks is empty."""
     caplog.set_level(logging.WARNING)
     tasks: list[asyncio.Task] = []
-
-    async def app(scope, receive, send):
-        tasks.append(asyncio.current_task())
-        await respond(send, b"ok")
+    app = task_recording_app(tasks)
 
     server = serve(app)
     client = raw_client(server.port)
@@ -135,7 +147,7 @@ def test_the_task_ends_with_its_connection(serve, raw_client, caplog):
     assert wait_until(lambda: all(task.done() for task in tasks))
     assert not any(task.cancelled() for task in tasks)
     assert not server.state.tasks
-    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert not error_records(caplog)
 
 
 def test_idle_connections_do_not_delay_shutdown(serve, raw_client, caplog):
@@ -143,10 +155,7 @@ def test_idle_connections_do_not_delay_shutdown(serve, raw_client, caplog):
     and their tasks end without errors."""
     caplog.set_level(logging.WARNING)
     tasks: list[asyncio.Task] = []
-
-    async def app(scope, receive, send):
-        tasks.append(asyncio.current_task())
-        await respond(send, b"ok")
+    app = task_recording_app(tasks)
 
     server = serve(app)
     clients = [raw_client(server.port) for _ in range(5)]
@@ -156,7 +165,7 @@ def test_idle_connections_do_not_delay_shutdown(serve, raw_client, caplog):
     server.stop()
     assert time.monotonic() - started < 2.0
     assert all(task.done() for task in tasks)
-    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert not error_records(caplog)
     for client in clients:
         assert client.read_to_eof() == b""
 
@@ -190,7 +199,7 @@ def test_an_application_returning_no_awaitable_fails_with_500(serve, raw_client,
     client = raw_client(serve(app, interface="asgi3").port)
     client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert client.read_response().status == 500
-    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    errors = error_records(caplog)
     assert [record.getMessage() for record in errors] == ["Exception in ASGI application\n"]
     assert isinstance(errors[0].exc_info[1], TypeError)
 
