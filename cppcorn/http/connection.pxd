@@ -1,7 +1,7 @@
 # What every connection of a server shares, whatever its protocol (HTTP/1.1,
 # WebSocket): the server's state, a deadline swept by the server's tick
-# instead of a timer object per connection, and how an application's
-# coroutine becomes a task.
+# instead of a timer object per connection, and how a WebSocket
+# application's coroutine becomes a task.
 
 
 cdef class ServerState:
@@ -32,6 +32,6 @@ cdef class Connection:
     cdef int _release_drain_waiters(self) except -1
 
 
-# The task running an application coroutine; `context` None means a copy of
-# the current one.
+# The task running a WebSocket application's coroutine; `context` None means
+# a copy of the current one.
 cdef object start_app_task(object loop, object coroutine, object context)

@@ -6,12 +6,14 @@ cdef bint CREATE_TASK_TAKES_CONTEXT = sys.version_info >= (3, 11)
 
 
 cdef object start_app_task(object loop, object coroutine, object context):
-    """The task's first step goes through the ready queue, never eagerly
-    (Task(eager_start=True), or our own on 3.10/3.11): with many connections
-    every read of a poll is parsed first and every application then runs,
-    where eager steps interleave recv, parse, app and send per connection.
-    Eager measured 26.4 against 19.5 CPU µs per hello request on 3.13 and
-    22.9 against 19.9 on 3.11 (wrk -c64; bench/RESULTS.md)."""
+    """A WebSocket connection's application task (HTTP requests run in
+    protocol.pyx's RequestRunner, one task per connection). Its first step
+    goes through the ready queue, never eagerly (Task(eager_start=True)), as
+    HTTP's does: with many connections every read of a poll is parsed first
+    and every application then runs, where eager steps interleave recv,
+    parse, app and send per connection. Eager measured 26.4 against 19.5 CPU
+    µs per hello request on 3.13 and 22.9 against 19.9 on 3.11 (wrk -c64;
+    bench/RESULTS.md)."""
     if context is None:
         return loop.create_task(coroutine)
     if CREATE_TASK_TAKES_CONTEXT:

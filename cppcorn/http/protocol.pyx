@@ -396,6 +396,13 @@ cdef object _yielded_or_stop(object step):
     return step
 
 
+cdef object _to_wait_on(object future):
+    """`future` as `await future` hands it to the task, which checks the
+    flag to tell a wait from a stray yield."""
+    future._asyncio_future_blocking = True
+    return future
+
+
 cdef object _thrown(object typ, object val, object tb):
     """The exception of a coroutine's throw(typ[, val[, tb]])."""
     if val is None:
@@ -462,11 +469,9 @@ cdef class SendCall:
             self.message = None
             if waiter is None:
                 return STEP_DONE
-            # What `await waiter` would hand the task.
-            waiter._asyncio_future_blocking = True
             self.waiter = waiter
             self.state = CALL_WAITING
-            return waiter
+            return _to_wait_on(waiter)
         if self.state == CALL_WAITING:
             waiter = self.waiter
             self.waiter = None
@@ -669,11 +674,8 @@ cdef class RequestRunner:
             if TASKS_COUNT_CANCELS:
                 while self.task.uncancel():
                     pass
-        waiter = protocol.loop.create_future()
-        # What `await waiter` would hand the task.
-        waiter._asyncio_future_blocking = True
-        self.waiter = waiter
-        return waiter
+        self.waiter = protocol.loop.create_future()
+        return _to_wait_on(self.waiter)
 
     cdef int _finish(self) except -1:
         cdef HttpProtocol protocol = self.protocol
