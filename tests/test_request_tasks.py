@@ -117,6 +117,58 @@ def test_an_application_running_after_its_response_does_not_hold_up_the_next_req
     assert outcome == ["second arrived"]
 
 
+def test_applications_started_between_requests_run_as_their_task(serve, raw_client):
+    """From the second request on, an application starts while the
+    connection's task waits between requests (run_eagerly): it must see that
+    task as the current one from its first line, and keep it across bare
+    yields (asyncio.sleep(0)) and real waits, request after request."""
+    seen: list[tuple[asyncio.Task | None, ...]] = []
+
+    async def app(scope, receive, send):
+        first = asyncio.current_task()
+        await asyncio.sleep(0)
+        after_yield = asyncio.current_task()
+        await asyncio.sleep(0.001)
+        seen.append((first, after_yield, asyncio.current_task()))
+        await respond(send, scope["path"].encode())
+
+    client = raw_client(serve(app).port)
+    for n in range(4):
+        assert get(client, f"/{n}") == f"/{n}".encode()
+    tasks = {task for request in seen for task in request}
+    assert len(seen) == 4 and len(tasks) == 1 and None not in tasks
+
+
+def test_deadlines_cancel_applications_started_between_requests(serve, raw_client):
+    """anyio's move_on_after (Starlette's and FastAPI's timeouts) and
+    asyncio.timeout cancel the current task: the wait they bound must end in
+    time for an application started while the task waited between requests,
+    and no cancellation is left for the request after it."""
+    anyio = pytest.importorskip("anyio")
+
+    async def app(scope, receive, send):
+        started = time.monotonic()
+        if scope["path"] == "/anyio":
+            with anyio.move_on_after(0.01):
+                await asyncio.sleep(WAIT)
+        elif scope["path"] == "/asyncio":
+            try:
+                async with asyncio.timeout(0.01):
+                    await asyncio.sleep(WAIT)
+            except TimeoutError:
+                pass
+        else:
+            await asyncio.sleep(0.001)
+        await respond(send, b"%s %d" % (scope["path"].encode(), time.monotonic() - started < WAIT / 2))
+
+    client = raw_client(serve(app).port)
+    paths = ["/anyio", "/anyio", "/plain"]
+    if hasattr(asyncio, "timeout"):  # 3.11+
+        paths = ["/anyio", "/asyncio", "/plain", "/asyncio", "/anyio", "/plain"]
+    for path in paths:
+        assert get(client, path) == b"%s 1" % path.encode(), path
+
+
 def task_recording_app(tasks: list) -> Callable:
     """An app that answers "ok" and notes the task each request runs in."""
 

@@ -94,14 +94,18 @@ cdef class RequestRunner:
     cdef RequestCycle next_cycle    # the request the next step starts
     cdef object next_context
     cdef object waiter              # what the task waits on between requests
+    cdef object handoff             # what an eagerly started application
+    cdef bint handed_off            # yielded, for the task to take over
     cdef bint thrown                # an exception went into this request
 
     @staticmethod
     cdef RequestRunner start(HttpProtocol protocol, RequestCycle cycle, object context)
     cdef bint waiting(self) except -1
     cdef int resume(self, RequestCycle cycle, object context) except -1
-    cdef int release(self) except -1
+    cdef int wake(self) except -1
+    cdef int run_eagerly(self, RequestCycle cycle, object context) except -1
     cdef object _step(self, object value, object exc)
+    cdef object _step_app(self, object value, object exc)
     cdef int _request_done(self, RequestCycle cycle, object outcome, object error) except -1
     cdef object _between_requests(self)
     cdef int _finish(self) except -1

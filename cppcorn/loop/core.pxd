@@ -53,6 +53,9 @@ cdef class IOWatcher:
     # The interest registered with the poller (CC_IO_READ | CC_IO_WRITE).
     cdef unsigned interest
 
+    # Called at the end of the loop iteration in which the watcher asked
+    # for it with LoopCore.defer_flush().
+    cdef int on_flush(self) except -1
     # Called by the core when the descriptor is ready for `events`
     # (already restricted to the interest).
     cdef int on_ready(self, unsigned events) except -1
@@ -91,6 +94,11 @@ cdef class LoopCore:
     cdef Py_ssize_t timers_cancelled
     cdef unsigned long long timer_sequence
 
+    # Watchers whose writes wait for the end of this iteration, to leave
+    # together (defer_flush()); only while an iteration runs.
+    cdef list deferred
+    cdef bint iterating
+
     cdef bint closed_flag
     cdef bint stopping_flag
     cdef bint debug_flag
@@ -111,6 +119,8 @@ cdef class LoopCore:
     cdef int remove_writer_of(self, ReaderWriter rw) except -1
     cdef Handle io_handle(self, callback, tuple args)
     cdef int poll(self, int timeout_ms) except -1
+    cdef bint defer_flush(self, IOWatcher watcher) except -1
+    cdef int flush_deferred(self) except -1
     cdef int grow_events(self) except -1
     cdef int run_handle_timed(self, object handle) except -1
     cdef int run_handle(self, object handle) except -1

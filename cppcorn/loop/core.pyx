@@ -169,6 +169,9 @@ cdef class IOWatcher:
     cdef int on_loop_closed(self) except -1:
         return 0
 
+    cdef int on_flush(self) except -1:
+        return 0
+
 
 cdef class ReaderWriter(IOWatcher):
     """loop.add_reader()/add_writer() callbacks: readiness queues them."""
@@ -223,6 +226,7 @@ cdef class LoopCore:
         self.timers = <void **>PyMem_Malloc(sizeof(void *) * self.timers_capacity)
         if self.events is NULL or self.ready is NULL or self.timers is NULL:
             raise MemoryError()
+        self.deferred = []
 
     def __dealloc__(self):
         self._release_all()
@@ -734,23 +738,53 @@ cdef class LoopCore:
             timeout_ms = <int>ceil(timeout * 1e3)
         else:
             timeout_ms = -1
-        self.poll(timeout_ms)
+        self.iterating = True
+        try:
+            self.poll(timeout_ms)
 
-        end_time = monotonic() + CLOCK_RESOLUTION
-        while self.timers_count and self.timer_at(0)._when < end_time:
-            self.push_ready(self.heap_pop())
+            end_time = monotonic() + CLOCK_RESOLUTION
+            while self.timers_count and self.timer_at(0)._when < end_time:
+                self.push_ready(self.heap_pop())
 
-        # Only what was ready now runs in this iteration; callbacks they
-        # schedule wait for the next one, after another poll.
-        ntodo = self.ready_count
-        while ntodo > 0 and self.ready_count:
-            ntodo -= 1
-            handle = self.pop_ready()
-            if self.debug_flag:
-                self.run_handle_timed(handle)
-            else:
-                self.run_handle(handle)
-        handle = None
+            # Only what was ready now runs in this iteration; callbacks they
+            # schedule wait for the next one, after another poll.
+            ntodo = self.ready_count
+            while ntodo > 0 and self.ready_count:
+                ntodo -= 1
+                handle = self.pop_ready()
+                if self.debug_flag:
+                    self.run_handle_timed(handle)
+                else:
+                    self.run_handle(handle)
+            handle = None
+        finally:
+            self.iterating = False
+            if self.deferred:
+                self.flush_deferred()
+
+    cdef bint defer_flush(self, IOWatcher watcher) except -1:
+        """Call `watcher`.on_flush() at the end of this iteration; False
+        (and nothing done) when no iteration runs.
+
+        A transport's small writes wait for it, so that the responses to
+        the requests one poll brought leave together rather than one by
+        one between the others' work. A reader on another CPU (a client, a
+        proxy) is then woken about once per batch, not once per response,
+        and each wake-up (an inter-processor interrupt) is paid by the
+        writer's CPU: hello world under wrk -c64, perf's sched_waking
+        counts 0.49 wake-ups per request without this, 0.02 with it (see
+        bench/RESULTS.md)."""
+        if not self.iterating:
+            return False
+        self.deferred.append(watcher)
+        return True
+
+    cdef int flush_deferred(self) except -1:
+        cdef list watchers = self.deferred
+        self.deferred = []
+        for watcher in watchers:
+            (<IOWatcher>watcher).on_flush()
+        return 0
 
     cdef int run_handle_timed(self, object handle) except -1:
         """Debug mode: run it as asyncio does, logging a slow callback."""

@@ -38,6 +38,8 @@ cdef class StreamTransport(IOWatcher):
     cdef list write_queue
     cdef Py_ssize_t write_offset
     cdef Py_ssize_t write_size
+    # The queue waits for the end of the loop's iteration (defer_flush()).
+    cdef bint write_deferred
     cdef Py_ssize_t high_water
     cdef Py_ssize_t low_water
     # loop.sendfile(): waits until the queue is empty (native), or until it
@@ -58,6 +60,8 @@ cdef class StreamTransport(IOWatcher):
     cdef int read_ready_buffered(self) except -1
     cdef int read_eof(self) except -1
     cdef int write_ready(self) except -1
+    cdef bint defer_write(self) except -1
+    cdef int on_flush(self) except -1
     cdef int fatal_error(self, object exc, str message) except -1
     cdef int force_close(self, object exc) except -1
     cdef int maybe_pause_protocol(self) except -1

@@ -54,6 +54,10 @@ cdef extern from "Python.h":
 # and a warning once writes keep coming to a lost connection.
 DEF READ_SIZE = 262144
 DEF WRITEV_MAX = 64
+# Writes up to this size (and the high-water mark: waiting never pauses the
+# protocol) into an empty queue wait for the end of the loop's iteration
+# (StreamTransport.defer_write()); larger ones go at once.
+DEF DEFER_LIMIT = 16384
 cdef int LOG_THRESHOLD_FOR_CONNLOST_WRITES = constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
 
 # Reads land here, and are copied into a bytes object of the size received
@@ -142,7 +146,7 @@ cdef class StreamTransport(IOWatcher):
             return 0
         if not self.closing and not self.reading_paused and not self.eof_received:
             interest |= CC_IO_READ
-        if self.write_size:
+        if self.write_size and not self.write_deferred:
             interest |= CC_IO_WRITE
         self.core.set_interest(self, interest)
         return 0
@@ -266,7 +270,11 @@ cdef class StreamTransport(IOWatcher):
                 logger.warning("socket.send() raised exception.")
             self.conn_lost += 1
             return 0
-        if self.write_size == 0:
+        if self.write_size == 0 and size <= DEFER_LIMIT and size <= self.high_water and self.defer_write():
+            if owner is None:
+                owner = PyBytes_FromStringAndSize(data, size)
+            self.queue(owner, 0)
+        elif self.write_size == 0:
             sent = send(self.fd, data, <size_t>size, MSG_NOSIGNAL)
             if sent < 0:
                 if not would_block(errno):
@@ -324,7 +332,8 @@ cdef class StreamTransport(IOWatcher):
         for data in chunks:
             if PyBytes_GET_SIZE(data):
                 self.queue(data, 0)
-        if was_idle and self.write_size:
+        if was_idle and self.write_size and not (
+                self.write_size <= DEFER_LIMIT and self.write_size <= self.high_water and self.defer_write()):
             self.write_ready()
         self.maybe_pause_protocol()
         return 0
@@ -379,6 +388,21 @@ cdef class StreamTransport(IOWatcher):
             self._call_connection_lost(None)
         elif self.eof_written:
             self.shutdown_write()
+        return 0
+
+    cdef bint defer_write(self) except -1:
+        """Leave the queue, just filled, for on_flush() at the end of the
+        loop's iteration; False when no iteration runs (then write now)."""
+        if self.core is None or not self.core.defer_flush(self):
+            return False
+        self.write_deferred = True
+        return True
+
+    cdef int on_flush(self) except -1:
+        if self.write_deferred:
+            self.write_deferred = False
+            if self.write_size and self.fd_open:
+                self.write_ready()
         return 0
 
     cdef int shutdown_write(self) except -1:
@@ -492,6 +516,12 @@ cdef class StreamTransport(IOWatcher):
     cdef int force_close(self, object exc) except -1:
         if self.conn_lost:
             return 0
+        if self.write_deferred:
+            # What this iteration wrote goes out first, as it would have
+            # without the wait (abort() drops only what the socket refuses).
+            self.on_flush()
+            if self.conn_lost:
+                return 0
         if self.write_size:
             del self.write_queue[:]
             self.write_size = 0

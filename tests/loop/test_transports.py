@@ -74,6 +74,83 @@ def test_events_order(loop, run):
     run(main())
 
 
+def test_writes_of_one_callback_arrive_in_order(loop, run):
+    """Small writes, large ones and writelines() made in one callback (the
+    cppcorn loop holds the small ones to the end of its iteration) reach
+    the peer whole and in order."""
+
+    async def main():
+        pair = await tcp_pair()
+        t = pair.client_transport
+        large = payload(20000)
+        t.write(b"1")
+        t.write(large)
+        t.write(b"2")
+        t.writelines([b"3", b"4"])
+        t.write(large)
+        expected = b"1" + large + b"234" + large
+        assert await pair.peer.wait_bytes(len(expected)) == expected
+        await pair.aclose()
+
+    run(main())
+
+
+@pytest.mark.parametrize("end", ["abort", "close", "write_eof"])
+def test_a_write_then_end_in_one_callback_delivers_the_data(loop, run, end):
+    """abort(), close() or write_eof() right after a small write, with no
+    loop iteration in between: the peer gets the bytes, then the end."""
+
+    async def main():
+        pair = await tcp_pair()
+        pair.client_transport.write(b"last words")
+        getattr(pair.client_transport, end)()
+        await asyncio.wait_for(pair.peer.eof if end == "write_eof" else pair.peer.lost, WAIT)
+        assert bytes(pair.peer.data) == b"last words"
+        await pair.aclose()
+
+    run(main())
+
+
+def test_a_write_while_the_loop_is_stopped_goes_out_at_once(loop, run):
+    """Between two runs of the loop a write is sent without waiting for
+    the next iteration."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(WAIT)
+
+    async def connect():
+        return await loop.create_connection(asyncio.Protocol, *listener.getsockname())
+
+    try:
+        transport, _ = run(connect())
+        peer, _ = listener.accept()
+        with peer:
+            peer.settimeout(WAIT)
+            transport.write(b"while stopped")
+            assert peer.recv(100) == b"while stopped"
+            transport.close()
+            run(asyncio.sleep(0))
+    finally:
+        listener.close()
+
+
+def test_sendfile_after_a_small_write(loop, run, tmp_path):
+    """loop.sendfile() right after a small write waits for that write to
+    leave, then sends the file behind it."""
+    data = payload(100000)
+    path = tmp_path / "file.bin"
+    path.write_bytes(data)
+
+    async def main():
+        pair = await tcp_pair()
+        pair.client_transport.write(b"head")
+        with open(path, "rb") as f:
+            assert await loop.sendfile(pair.client_transport, f) == len(data)
+        assert await pair.peer.wait_bytes(4 + len(data)) == b"head" + data
+        await pair.aclose()
+
+    run(main())
+
+
 # ---------------------------------------------------------------- half-close
 
 
