@@ -686,17 +686,34 @@ def _tool_version(argv: list[str]) -> str:
     return (out.stderr or out.stdout).strip().splitlines()[0]
 
 
-def summarise(server: ServerUnderTest) -> dict[str, Any]:
+def summarise(server: ServerUnderTest, floor: ServerUnderTest | None) -> dict[str, Any]:
     clean = server.clean_runs()
     return {
         "requests_per_s": median([r.requests_per_s for r in clean]),
         "p99_ms": median([r.p99_ms for r in clean if r.p99_ms is not None]),
         "cpu_us_per_request": median([r.cpu_us_per_request for r in clean]),
+        "cpu_vs_floor": cpu_vs_floor(server, floor),
         "server_cpu_percent": median([r.server_cpu_percent for r in clean]),
         "core_busy_percent": median([r.core_busy_percent for r in clean]),
         "wrk_cpu_percent": median([r.wrk_cpu_percent for r in clean]),
         "clean_rounds": len(clean),
     }
+
+
+def cpu_vs_floor(server: ServerUnderTest, floor: ServerUnderTest | None) -> float | None:
+    """The median over the rounds of the server's CPU µs/request divided by
+    the floor's (nginx's) in the same round: each ratio compares two runs
+    made within a round of each other, which a median of each server's own
+    rounds does not, on a machine whose speed drifts between rounds."""
+    if floor is None:
+        return None
+    floor_cpu = {r.round: r.cpu_us_per_request for r in floor.clean_runs()}
+    return median([r.cpu_us_per_request / floor_cpu[r.round]
+                   for r in server.clean_runs() if r.round in floor_cpu])
+
+
+def floor_of(servers: list[ServerUnderTest]) -> ServerUnderTest | None:
+    return next((s for s in servers if s.name == "nginx"), None)
 
 
 def core_labels(settings: dict[str, Any]) -> tuple[str, str]:
@@ -714,18 +731,19 @@ def _shared_core_note(run: Run, labels: tuple[str, str]) -> str:
 
 
 def markdown_table(servers: list[ServerUnderTest], labels: tuple[str, str]) -> str:
-    summaries = {s.name: summarise(s) for s in servers}
+    floor = floor_of(servers)
+    summaries = {s.name: summarise(s, floor) for s in servers}
     baseline = summaries.get("uvicorn", {}).get("requests_per_s")
     rows = [
-        "| server | requests/s | vs uvicorn | p99 ms | CPU µs/req | server CPU | core busy "
+        "| server | requests/s | vs uvicorn | p99 ms | CPU µs/req | CPU vs nginx | server CPU | core busy "
         "| wrk CPU | requests/s per round | p99 ms per round | CPU µs/req per round | notes |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|---|---|---|---|",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|---|---|",
     ]
     for server in servers:
         s = summaries[server.name]
         if not server.ok and not server.runs:
             reason = server.failure_summary()
-            rows.append(f"| {server.name} | — | — | — | — | — | — | — | | | | **failed**: {table_cell(reason)} |")
+            rows.append(f"| {server.name} | — | — | — | — | — | — | — | — | | | | **failed**: {table_cell(reason)} |")
             continue
         ratio = (f"{s['requests_per_s'] / baseline:.2f}x"
                  if baseline and s["requests_per_s"] is not None else "—")
@@ -739,6 +757,7 @@ def markdown_table(servers: list[ServerUnderTest], labels: tuple[str, str]) -> s
         rows.append(
             f"| {server.name} | {format_value(s['requests_per_s'], ',.0f')} | {ratio} "
             f"| {format_value(s['p99_ms'], '.2f')} | {format_value(s['cpu_us_per_request'], '.1f')} "
+            f"| {format_value(s['cpu_vs_floor'], '.2f', 'x')} "
             f"| {format_value(s['server_cpu_percent'], '.0f', '%')} | {format_value(s['core_busy_percent'], '.0f', '%')} "
             f"| {format_value(s['wrk_cpu_percent'], '.0f', '%')} "
             f"| {' / '.join(short_number(r.requests_per_s) + m for r, m in per_round)} "
@@ -775,7 +794,8 @@ def method_summary(env: dict[str, Any]) -> str:
     wrk = f"`wrk -t1 -c{st['connections']} -d{st['duration']:g}s --latency`"
     rounds = (f"{st['warmup']:g} s warm-up per server, then {st['rounds']} interleaved rounds; medians "
               f"over the rounds without errors (rounds marked ! had errors and are left out). CPU µs/req "
-              f"= utime+stime of the server's process tree over the run / requests")
+              f"= utime+stime of the server's process tree over the run / requests; CPU vs nginx = the "
+              f"median over the rounds of that figure divided by nginx's in the same round")
     if st["workers"] > 1:
         return (f"every server with {st['workers']} worker processes; the servers and {wrk} run "
                 f"**unpinned, sharing the {env['cpus']} CPUs** (too few to pin server and load "
@@ -799,7 +819,7 @@ def to_json(env: dict[str, Any], results: dict[str, list[ServerUnderTest]]) -> d
                     "log_excerpt": s.log_excerpt,
                     "notes": s.notes,
                     "native_modules_loaded": s.native,
-                    "summary": summarise(s),
+                    "summary": summarise(s, floor_of(servers)),
                     "warmup": s.warmup,
                     "runs": [asdict(r) for r in s.runs],
                 }

@@ -565,6 +565,35 @@ def test_send_acts_when_awaited_not_when_called(serve, raw_client):
     assert outcome == ["cannot reuse already awaited coroutine"]
 
 
+def test_send_stepped_by_hand(serve, raw_client):
+    """Stepped with the builtin next() and the iterator's own __next__(), as
+    generator-based code does, send() acts at the first step and then stops
+    with StopIteration each way; `yield from` over it completes too."""
+    outcome: list[str] = []
+
+    def respond_with_yield_from(send):
+        yield from send({"type": "http.response.body", "body": b"ok", "more_body": True}).__await__()
+
+    async def app(scope, receive, send):
+        start = send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"4")]})
+        try:
+            next(start.__await__())
+        except StopIteration as stop:
+            outcome.append(f"next: {stop.value}")
+        try:
+            send({"type": "http.response.body", "body": b"!", "more_body": True}).__await__().__next__()
+        except StopIteration as stop:
+            outcome.append(f"__next__: {stop.value}")
+        for _ in respond_with_yield_from(send):
+            outcome.append("yielded")  # nothing to wait for: it must not yield
+        await send({"type": "http.response.body", "body": b"?"})
+
+    client = raw_client(serve(app).port)
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert client.read_response().body == b"!ok?"
+    assert outcome == ["next: None", "__next__: None"]
+
+
 def test_send_from_another_thread(serve, raw_client):
     """A thread hands send() to the loop with run_coroutine_threadsafe (as
     WSGI-style adapters do)."""

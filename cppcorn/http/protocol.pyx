@@ -381,8 +381,10 @@ cdef class RequestCycle:
 # SendCall and RequestRunner are coroutines in all but type: each has one
 # _step() that returns what to yield, or STEP_DONE once it is finished (an
 # application's coroutine may yield None, a bare yield, so None cannot say
-# it). am_send (csrc/am_send.h) turns that into a return without raising
-# StopIteration; __next__(), send() and throw() raise it as coroutines do.
+# it). csrc/am_send.h turns that into a return without raising StopIteration
+# in the two slots the interpreter steps them through (am_send, and
+# tp_iternext for `await` on 3.12+); the Python-level __next__(), send() and
+# throw() raise it as coroutines do.
 cdef object STEP_DONE = object()
 # What RequestRunner._step_app() returns once the application has returned.
 cdef object APP_RETURNED = object()
@@ -431,7 +433,10 @@ cdef class SendCall:
 
     Nothing happens at call time: run_coroutine_threadsafe(send(message),
     loop) from another thread must leave the work to the loop's thread.
-    The interpreter and asyncio's Task step it through am_send (below);
+    The interpreter and asyncio's Task step it through am_send and
+    tp_iternext (below; without them, the StopIteration that ends each
+    send() made a frame object for its traceback: callgrind, 3.13, 29.5k
+    instructions per hello request, 3.11 took am_send and 14.6k);
     __next__, send() and throw() are the same steps for everyone else.
     """
 
