@@ -552,6 +552,9 @@ cdef class RequestRunner:
         runner.next_cycle = cycle
         runner.next_context = context
         runner.task = protocol.loop.create_task(runner)
+        # Counted as running while a request's application runs in it
+        # (--limit-concurrency, graceful shutdown): until _request_done().
+        protocol.state.tasks.add(runner.task)
         return runner
 
     cdef bint waiting(self) except -1:
@@ -611,6 +614,7 @@ cdef class RequestRunner:
         whatever the application waits on first, the task takes over."""
         cdef object loop = self.protocol.loop
         cdef object yielded
+        self.protocol.state.tasks.add(self.task)
         if PyDict_GetItem(current_tasks, loop) is not NULL:
             # Inside another task's step, not a loop callback: asyncio.
             # current_task() could not be this task, so its own step runs it.
@@ -627,8 +631,6 @@ cdef class RequestRunner:
             self.handed_off = True
             # A cancel() of the task (by the application) has woken it
             # already: then wake() leaves it, and the task throws that in.
-            self.wake()
-        elif self.protocol.transport is None or self.protocol._closing():
             self.wake()
         return 0
 
@@ -1122,12 +1124,9 @@ cdef class HttpProtocol(Connection):
         context = Context() if settings.reset_contextvars else PyContext_CopyCurrent()
         runner = self.runner
         if runner is not None and runner.waiting():
-            self.state.tasks.add(runner.task)
             runner.run_eagerly(cycle, context)
         else:
-            runner = RequestRunner.start(self, cycle, context)
-            self.runner = runner
-            self.state.tasks.add(runner.task)
+            self.runner = RequestRunner.start(self, cycle, context)
         return 0
 
     cdef int _request_finished(self, bint more_data) except -1:
