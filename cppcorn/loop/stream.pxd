@@ -60,7 +60,7 @@ cdef class StreamTransport(IOWatcher):
     cdef int read_ready_buffered(self) except -1
     cdef int read_eof(self) except -1
     cdef int write_ready(self) except -1
-    cdef bint defer_write(self) except -1
+    cdef bint defer_write(self, Py_ssize_t size) except -1
     cdef int on_flush(self) except -1
     cdef int fatal_error(self, object exc, str message) except -1
     cdef int force_close(self, object exc) except -1

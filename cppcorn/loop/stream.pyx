@@ -270,7 +270,7 @@ cdef class StreamTransport(IOWatcher):
                 logger.warning("socket.send() raised exception.")
             self.conn_lost += 1
             return 0
-        if self.write_size == 0 and size <= DEFER_LIMIT and size <= self.high_water and self.defer_write():
+        if self.write_size == 0 and self.defer_write(size):
             if owner is None:
                 owner = PyBytes_FromStringAndSize(data, size)
             self.queue(owner, 0)
@@ -332,8 +332,7 @@ cdef class StreamTransport(IOWatcher):
         for data in chunks:
             if PyBytes_GET_SIZE(data):
                 self.queue(data, 0)
-        if was_idle and self.write_size and not (
-                self.write_size <= DEFER_LIMIT and self.write_size <= self.high_water and self.defer_write()):
+        if was_idle and self.write_size and not self.defer_write(self.write_size):
             self.write_ready()
         self.maybe_pause_protocol()
         return 0
@@ -390,9 +389,13 @@ cdef class StreamTransport(IOWatcher):
             self.shutdown_write()
         return 0
 
-    cdef bint defer_write(self) except -1:
-        """Leave the queue, just filled, for on_flush() at the end of the
-        loop's iteration; False when no iteration runs (then write now)."""
+    cdef bint defer_write(self, Py_ssize_t size) except -1:
+        """Whether `size` bytes, the whole queue once queued, are to wait
+        for on_flush() at the end of the loop's iteration: False for more
+        than DEFER_LIMIT or the high-water mark, or when no iteration runs
+        (then write now)."""
+        if size > DEFER_LIMIT or size > self.high_water:
+            return False
         if self.core is None or not self.core.defer_flush(self):
             return False
         self.write_deferred = True
