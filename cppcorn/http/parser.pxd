@@ -5,8 +5,8 @@
 # way in) and only builds Python objects once the header section is complete.
 # Events go to the parser's owner (the HTTP protocol) through C function
 # pointers, so that the owner's class is free to derive from what it likes.
-from cppcorn.http cimport llhttp
-from cppcorn.http.byte_buffer cimport cc_buffer
+from cppcorn.includes cimport llhttp
+from cppcorn.includes.byte_buffer cimport cc_buffer
 
 
 cdef struct HeaderSpan:

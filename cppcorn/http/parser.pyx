@@ -5,9 +5,9 @@ from libc.stdint cimport uint8_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memchr, memcmp, memcpy
 
-from cppcorn.http cimport llhttp
-from cppcorn.http.byte_buffer cimport cc_buffer_free, cc_buffer_init, cc_buffer_reserve
-from cppcorn.http.http_bytes cimport (
+from cppcorn.includes cimport llhttp
+from cppcorn.includes.byte_buffer cimport cc_buffer_free, cc_buffer_init, cc_buffer_reserve
+from cppcorn.includes.http_bytes cimport (
     cc_equals_lower,
     cc_lower_copy,
     cc_percent_decode,

@@ -7,7 +7,7 @@ from cppcorn.http.connection cimport Connection, ServerState
 from cppcorn.http.parser cimport RequestParser
 from cppcorn.http.response cimport HeadInfo, OutputBuffer
 from cppcorn.http.websocket cimport WebSocketSettings
-from cppcorn.stream_seam cimport cc_stream_sender
+from cppcorn.includes.stream_seam cimport cc_stream_sender
 
 
 cdef class HttpSettings:

@@ -25,6 +25,8 @@ from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid, PyCapsul
 from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
 
 from cppcorn.http.connection cimport Connection, ServerState
+from cppcorn.includes.am_send cimport PYGEN_NEXT, PYGEN_RETURN, cc_install_am_send
+from cppcorn.includes.python cimport PyCoro_CheckExact, PyIter_Send
 from cppcorn.http.parser cimport (
     PARSE_ERROR,
     PARSE_MESSAGE_END,
@@ -35,7 +37,7 @@ from cppcorn.http.parser cimport (
 )
 from cppcorn.http.response cimport HeadInfo, OutputBuffer, status_line, write_headers, write_status_line
 from cppcorn.http.websocket cimport WebSocketProtocol, WebSocketSettings
-from cppcorn.stream_seam cimport CC_RECEIVER_CAPSULE, CC_SENDER_CAPSULE, cc_stream_receiver, cc_stream_sender
+from cppcorn.includes.stream_seam cimport CC_RECEIVER_CAPSULE, CC_SENDER_CAPSULE, cc_stream_receiver, cc_stream_sender
 
 from cppcorn.http.websocket import valid_key
 
@@ -44,18 +46,6 @@ DEF BODY_HIGH_WATER = 65536
 # Bodies up to this size are copied next to the head into one bytes object
 # (one write); larger ones go out as separate buffers of one writelines().
 DEF BODY_COPY_LIMIT = 16384
-
-cdef extern from "Python.h":
-    # PySendResult: PYGEN_RETURN 0, PYGEN_ERROR -1 (raised), PYGEN_NEXT 1.
-    int PyIter_Send(object iterator, object arg, PyObject **presult) except -1
-    bint PyCoro_CheckExact(object)
-
-cdef extern from "am_send.h":
-    ctypedef int (*cc_send_function)(PyObject *self, PyObject *arg, PyObject **result) except -1
-    int cc_install_am_send(type extension_type, cc_send_function send) except -1
-
-DEF SEND_RETURN = 0
-DEF SEND_NEXT = 1
 
 cdef object Context = contextvars.Context
 # Which task runs on which loop, as asyncio.current_task() reads it: a
@@ -395,10 +385,10 @@ cdef int _send_result(object step, PyObject **result) except -1:
     if step is STEP_DONE:
         Py_INCREF(None)
         result[0] = <PyObject *>None
-        return SEND_RETURN
+        return PYGEN_RETURN
     Py_INCREF(step)
     result[0] = <PyObject *>step
-    return SEND_NEXT
+    return PYGEN_NEXT
 
 
 cdef object _yielded_or_stop(object step):
@@ -698,7 +688,7 @@ cdef class RequestRunner:
                     status = PyIter_Send(self.coroutine, value, &result)
                     outcome = <object>result
                     Py_XDECREF(result)
-                    if status == SEND_NEXT:
+                    if status == PYGEN_NEXT:
                         return outcome
                 else:
                     self.thrown = True
@@ -809,12 +799,12 @@ cdef class HttpProtocol(Connection):
 
     __cppcorn_receiver__ = PyCapsule_New(&RECEIVER, CC_RECEIVER_CAPSULE, NULL)
 
-    def __init__(self, HttpSettings settings not None, ServerState state not None):
+    def __init__(self, HttpSettings settings not None, ServerState state not None, loop=None):
         self.settings = settings
         self.state = state
         self.parser = RequestParser.create(<void*>self, PARSER_CALLBACKS, settings.max_head_size)
         self.out = OutputBuffer()
-        self.loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop() if loop is None else loop
 
     # -- asyncio.Protocol ------------------------------------------------
 

@@ -2,7 +2,7 @@
 # a reusable output buffer that becomes one bytes object per write.
 from libc.stdint cimport int64_t
 
-from cppcorn.http.byte_buffer cimport cc_buffer
+from cppcorn.includes.byte_buffer cimport cc_buffer
 
 
 cdef class OutputBuffer:

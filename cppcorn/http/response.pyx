@@ -5,14 +5,14 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringA
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memchr, memcmp, memmove
 
-from cppcorn.http.byte_buffer cimport (
+from cppcorn.includes.byte_buffer cimport (
     cc_buffer_append,
     cc_buffer_free,
     cc_buffer_init,
     cc_buffer_reserve,
     cc_buffer_shrink,
 )
-from cppcorn.http.http_bytes cimport (
+from cppcorn.includes.http_bytes cimport (
     cc_copy_field_value,
     cc_copy_token_lower,
     cc_equals_lower,

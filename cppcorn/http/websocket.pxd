@@ -2,9 +2,9 @@
 # and the ASGI websocket interface. The HTTP/1.1 protocol recognises the
 # upgrade request, builds the scope, and hands the transport over with
 # WebSocketProtocol.start().
-from cppcorn.http.byte_buffer cimport cc_buffer
+from cppcorn.includes.byte_buffer cimport cc_buffer
 from cppcorn.http.connection cimport Connection, ServerState
-from cppcorn.http.websocket_frame cimport cc_utf8_state
+from cppcorn.includes.websocket_frame cimport cc_utf8_state
 
 
 cdef class WebSocketSettings:

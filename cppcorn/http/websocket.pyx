@@ -19,10 +19,10 @@ from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport uint8_t
 from libc.string cimport memcpy, memmove
 
-from cppcorn.http.byte_buffer cimport cc_buffer_append, cc_buffer_free, cc_buffer_init
+from cppcorn.includes.byte_buffer cimport cc_buffer_append, cc_buffer_free, cc_buffer_init
 from cppcorn.http.connection cimport Connection, ServerState, start_app_task
 from cppcorn.http.response cimport OutputBuffer, status_line, write_headers, HeadInfo
-from cppcorn.http.websocket_frame cimport (
+from cppcorn.includes.websocket_frame cimport (
     CC_WS_BINARY,
     CC_WS_CLOSE,
     CC_WS_CONTINUATION,

@@ -4,7 +4,7 @@
 # transport hands them its read buffer and offers write_bytes() as their write.
 
 from cppcorn.loop.core cimport IOWatcher, LoopCore
-from cppcorn.stream_seam cimport cc_stream_receiver
+from cppcorn.includes.stream_seam cimport cc_stream_receiver
 
 
 cdef class StreamTransport(IOWatcher):

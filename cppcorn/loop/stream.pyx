@@ -32,7 +32,7 @@ from cppcorn.loop.syscalls cimport (
     ntohs, os_error, recv, send, shutdown, sockaddr, sockaddr_in, sockaddr_in6, sockaddr_storage,
     sockaddr_un, socklen_t, would_block, writev,
 )
-from cppcorn.stream_seam cimport CC_RECEIVER_CAPSULE, CC_SENDER_CAPSULE, cc_stream_receiver, cc_stream_sender
+from cppcorn.includes.stream_seam cimport CC_RECEIVER_CAPSULE, CC_SENDER_CAPSULE, cc_stream_receiver, cc_stream_sender
 
 
 cdef extern from "<sys/socket.h>":
