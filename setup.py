@@ -33,8 +33,11 @@ def extension(name, *extra_sources):
 
 extensions = [
     extension("cppcorn.http.parser", *LLHTTP_SOURCES),
-    extension("cppcorn.http.response"),
     extension("cppcorn.http.connection"),
+    extension("cppcorn.http.response"),
+    extension("cppcorn.http.awaitables"),
+    extension("cppcorn.http.cycle"),
+    extension("cppcorn.http.runner"),
     extension("cppcorn.http.websocket"),
     extension("cppcorn.http.protocol"),
 ]

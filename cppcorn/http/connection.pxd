@@ -1,7 +1,9 @@
 # What every connection of a server shares, whatever its protocol (HTTP/1.1,
-# WebSocket): the server's state, a deadline swept by the server's tick
-# instead of a timer object per connection, and how a WebSocket
-# application's coroutine becomes a task.
+# WebSocket): the server's state, the transport and how to write to it
+# (through csrc/stream_seam.h when the transport offers it), read pausing,
+# write backpressure, a deadline swept by the server's tick instead of a
+# timer object per connection, and the request line as logs show it.
+from cppcorn.includes.stream_seam cimport cc_stream_sender
 
 
 cdef class ServerState:
@@ -20,18 +22,53 @@ cdef class Connection:
     cdef ServerState state
     cdef object loop
     cdef object transport
+    # The transport's C-level write, writelines and is_closing, when it
+    # offers them (cppcorn.loop's stream transports).
+    cdef const cc_stream_sender *sender
     # When on_deadline() is due, on state.now; 0 means none.
     cdef double deadline
+    # Whether the transport's reading is paused by us, and whether the
+    # client has ended its side (eof): then reading is over for good.
+    cdef bint reading_paused
+    cdef bint input_ended
     # Write backpressure: the transport's buffer is over its high-water mark,
     # and the futures of send() calls waiting for it to drain.
     cdef bint writing_paused
     cdef list drain_waiters
 
+    cdef int attach(self, object transport) except -1
+    cdef int detach(self) except -1
+
+    # Writing: what the socket does not take at once is queued by the
+    # transport. write_from() copies what it queues; write() keeps `data`.
+    cdef bint is_closing(self)
+    cdef int write(self, bytes data) except -1
+    cdef int write_from(self, const char* data, size_t length) except -1
+    cdef int write_parts(self, tuple parts) except -1
+
+    # Reading: update_reading() pauses or resumes the transport as
+    # wants_reading_paused() (each protocol's own rule) says.
+    cdef bint wants_reading_paused(self)
+    cdef int update_reading(self) except -1
+
+    cdef int arm_deadline(self, double timeout) except -1
     cdef int on_deadline(self, double now) except -1
+    # A response written through this connection has gone out whole.
+    cdef int on_response_complete(self) except -1
+
     cdef object drained(self)
-    cdef int _release_drain_waiters(self) except -1
+    cdef int release_drain_waiters(self) except -1
 
 
-# The task running a WebSocket application's coroutine; `context` None means
-# a copy of the current one.
-cdef object start_app_task(object loop, object coroutine, object context)
+cdef class AccessLog:
+    # Uvicorn's access log line for a request's response, made once per
+    # server when the access log is on.
+    cdef object logger
+
+    cdef int log(self, dict scope, int status) except -1
+
+
+# How logs name a request's client ("host:port", or "") and its target (the
+# path quoted, with the query string).
+cdef str client_label(dict scope)
+cdef str logged_target(dict scope)

@@ -1,25 +1,15 @@
-# Server state, the connection base class and application tasks. See
+# Server state, the connection base class and the request line in logs. See
 # connection.pxd.
-import sys
+import logging
+import urllib.parse
 
-cdef bint CREATE_TASK_TAKES_CONTEXT = sys.version_info >= (3, 11)
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 
+from cppcorn.includes.stream_seam cimport CC_SENDER_CAPSULE
 
-cdef object start_app_task(object loop, object coroutine, object context):
-    """A WebSocket connection's application task (HTTP requests run in
-    protocol.pyx's RequestRunner, one task per connection). Its first step
-    goes through the ready queue, never eagerly (Task(eager_start=True)), as
-    HTTP's does: with many connections every read of a poll is parsed first
-    and every application then runs, where eager steps interleave recv,
-    parse, app and send per connection. Eager measured 26.4 against 19.5 CPU
-    µs per hello request on 3.13 and 22.9 against 19.9 on 3.11 (wrk -c64;
-    bench/RESULTS.md)."""
-    if context is None:
-        return loop.create_task(coroutine)
-    if CREATE_TASK_TAKES_CONTEXT:
-        return loop.create_task(coroutine, context=context)
-    # Python 3.10: a task copies the context it is created in.
-    return context.run(loop.create_task, coroutine)
+cdef int INFO = logging.INFO
+cdef str ACCESS_LOG_FORMAT = '%s - "%s %s HTTP/%s" %d'
 
 
 cdef class ServerState:
@@ -49,9 +39,83 @@ cdef class Connection:
     def __cinit__(self):
         self.drain_waiters = []
 
+    cdef int attach(self, object transport) except -1:
+        """Take `transport` (a new connection's, or one handed over) and
+        count the connection as the server's."""
+        self.transport = transport
+        sender = getattr(type(transport), "__cppcorn_sender__", None)
+        if PyCapsule_IsValid(sender, CC_SENDER_CAPSULE):
+            self.sender = <const cc_stream_sender *>PyCapsule_GetPointer(sender, CC_SENDER_CAPSULE)
+        self.state.connections.add(self)
+        return 0
+
+    cdef int detach(self) except -1:
+        """The connection is over for this protocol (lost, or handed over)."""
+        self.state.connections.discard(self)
+        self.deadline = 0.0
+        return self.release_drain_waiters()
+
+    # -- writing ---------------------------------------------------------
+
+    cdef bint is_closing(self):
+        if self.sender is not NULL:
+            return self.sender.is_closing(self.transport)
+        return self.transport.is_closing()
+
+    cdef int write(self, bytes data) except -1:
+        if self.sender is not NULL:
+            return self.sender.write(self.transport, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), data)
+        self.transport.write(data)
+        return 0
+
+    cdef int write_from(self, const char* data, size_t length) except -1:
+        """Write bytes the caller reuses once this returns: through the seam
+        they are copied only if the socket does not take them all."""
+        if self.sender is not NULL:
+            return self.sender.write(self.transport, data, <Py_ssize_t>length, None)
+        self.transport.write(PyBytes_FromStringAndSize(data, length))
+        return 0
+
+    cdef int write_parts(self, tuple parts) except -1:
+        """Write several bytes objects: one writev() through the seam."""
+        if self.sender is not NULL:
+            return self.sender.writelines(self.transport, parts)
+        # Separate writes, not writelines(): on Python 3.12.0-3.13.1 asyncio's
+        # writelines() skips the write-buffer limits (CPython gh-127655).
+        for part in parts:
+            self.transport.write(part)
+        return 0
+
+    # -- reading ---------------------------------------------------------
+
+    cdef bint wants_reading_paused(self):
+        return False
+
+    cdef int update_reading(self) except -1:
+        cdef bint pause = self.wants_reading_paused()
+        if pause == self.reading_paused or self.transport is None or self.is_closing():
+            return 0
+        self.reading_paused = pause
+        if pause:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+        return 0
+
+    # -- deadlines -------------------------------------------------------
+
+    cdef int arm_deadline(self, double timeout) except -1:
+        """on_deadline() in `timeout` seconds (on the server's coarse clock)."""
+        self.deadline = self.state.now + timeout
+        return 0
+
     cdef int on_deadline(self, double now) except -1:
         return 0
 
+    cdef int on_response_complete(self) except -1:
+        return 0
+
+    # -- write backpressure ----------------------------------------------
     # asyncio calls these when the transport's write buffer crosses its
     # high-water mark and falls back below its low-water mark.
 
@@ -60,7 +124,7 @@ cdef class Connection:
 
     def resume_writing(self):
         self.writing_paused = False
-        self._release_drain_waiters()
+        self.release_drain_waiters()
 
     cdef object drained(self):
         """A future that completes once writing may go on. Each caller gets
@@ -69,7 +133,7 @@ cdef class Connection:
         self.drain_waiters.append(waiter)
         return waiter
 
-    cdef int _release_drain_waiters(self) except -1:
+    cdef int release_drain_waiters(self) except -1:
         cdef list waiters = self.drain_waiters
         if waiters:
             self.drain_waiters = []
@@ -77,3 +141,31 @@ cdef class Connection:
                 if not waiter.done():
                     waiter.set_result(None)
         return 0
+
+
+cdef class AccessLog:
+    """Access log records as Uvicorn writes them: the five record args
+    (client, method, target, HTTP version, status) that formatters read."""
+
+    def __init__(self, logger):
+        self.logger = logger
+
+    cdef int log(self, dict scope, int status) except -1:
+        if not self.logger.isEnabledFor(INFO):
+            return 0
+        self.logger.info(
+            ACCESS_LOG_FORMAT, client_label(scope), scope["method"], logged_target(scope),
+            scope["http_version"], status)
+        return 0
+
+
+cdef str client_label(dict scope):
+    client = scope.get("client")
+    return "%s:%d" % (client[0], client[1]) if client else ""
+
+
+cdef str logged_target(dict scope):
+    path = urllib.parse.quote(scope["path"])
+    if scope["query_string"]:
+        return f"{path}?{scope['query_string'].decode('ascii', 'replace')}"
+    return path

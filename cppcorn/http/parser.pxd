@@ -2,9 +2,11 @@
 #
 # llhttp reports spans of the caller's buffer; the parser copies the request
 # target and header fields into one growing C buffer (names lower-cased on the
-# way in) and only builds Python objects once the header section is complete.
-# Events go to the parser's owner (the HTTP protocol) through C function
-# pointers, so that the owner's class is free to derive from what it likes.
+# way in) and builds Python objects once, when the header section is
+# complete: the RequestHead it hands its owner in one call. Events go to the
+# owner (the HTTP protocol) through C function pointers, so that the owner's
+# class is free to derive from what it likes; from Python, a parser made with
+# RequestParser(protocol) calls the protocol's methods instead.
 from cppcorn.includes cimport llhttp
 from cppcorn.includes.byte_buffer cimport cc_buffer
 
@@ -16,13 +18,35 @@ cdef struct HeaderSpan:
     size_t value_length
 
 
+cdef class RequestHead:
+    # A request's head as the ASGI scope wants it, and the facts of it the
+    # server acts on. The parser reuses one per connection: it is valid
+    # until the next request head begins.
+    cdef readonly str method
+    cdef readonly str http_version
+    cdef readonly str path              # percent-decoded
+    cdef readonly bytes raw_path
+    cdef readonly bytes query_string
+    cdef readonly list headers          # [(lower-cased name, value)], in order
+    cdef readonly bint http_1_0
+    cdef readonly bint is_head          # a HEAD request: no response body
+    cdef readonly bint keep_alive       # the client keeps the connection
+    cdef readonly bint expect_continue  # Expect: 100-continue
+    # The Upgrade header's value when the request asks to switch protocols
+    # (Connection: upgrade), else None.
+    cdef readonly object upgrade
+    # X-Forwarded-For (several fields joined) and X-Forwarded-Proto, or None.
+    cdef readonly object forwarded_for
+    cdef readonly object forwarded_proto
+
+
 # What the parser tells its owner; `owner` is the pointer given to the parser.
-ctypedef int (*HeadersCompleteCallback)(void* owner) except -1
+ctypedef int (*HeadCallback)(void* owner, RequestHead head) except -1
 ctypedef int (*BodyCallback)(void* owner, const char* data, size_t length) except -1
 ctypedef int (*MessageCompleteCallback)(void* owner) except -1
 
 cdef struct ParserCallbacks:
-    HeadersCompleteCallback on_headers_complete
+    HeadCallback on_head
     BodyCallback on_body
     MessageCompleteCallback on_message_complete
 
@@ -45,7 +69,10 @@ cdef class RequestParser:
     cdef void* _owner
     cdef ParserCallbacks _callbacks
     cdef object _callback_exception
+    # A parser made from Python: the protocol object its events go to.
+    cdef object _protocol
 
+    cdef RequestHead _head_info
     # Request target and header fields of the current message.
     cdef cc_buffer _head
     cdef size_t _target_length
@@ -58,24 +85,12 @@ cdef class RequestParser:
     cdef size_t _raw_head_bytes
     cdef size_t _max_head_size
 
-    # Set by build_headers() from the header fields it walks.
-    cdef readonly bint expect_continue
-    cdef readonly object forwarded_for
-    cdef readonly object forwarded_proto
-    cdef readonly object upgrade
-
     cdef readonly int error_status
     cdef readonly str error_reason
 
     @staticmethod
     cdef RequestParser create(void* owner, ParserCallbacks callbacks, size_t max_head_size)
     cdef ParseResult feed(self, const char* data, size_t length, size_t* consumed) except? PARSE_ERROR
-    cdef str method(self)
-    cdef str http_version(self)
-    cdef bint should_keep_alive(self)
-    cdef bint is_head(self)
-    cdef list build_headers(self)
-    cdef tuple build_target(self)
 
     # Callback bodies (the llhttp callbacks are module-level C functions).
     # Each returns 0 to go on, or 1 after _refuse() to stop with an error.
@@ -83,6 +98,11 @@ cdef class RequestParser:
     cdef int _append_target(self, const char* at, size_t length) except -1
     cdef int _append_field(self, const char* at, size_t length, bint is_value) except -1
     cdef int _check_headers(self) except -1
+    cdef int _headers_complete(self) except -1
     cdef int _append_head(self, const char* at, size_t length, bint lower) except -1
     cdef int _refuse(self, int status, str reason) except -1
     cdef HeaderSpan* _span(self, size_t index)
+    cdef str _method(self)
+    cdef str _http_version(self)
+    cdef int _build_headers(self, RequestHead head) except -1
+    cdef int _build_target(self, RequestHead head) except -1

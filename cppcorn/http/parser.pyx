@@ -16,8 +16,9 @@ from cppcorn.includes.http_bytes cimport (
 
 LLHTTP_VERSION = f"{llhttp.LLHTTP_VERSION_MAJOR}.{llhttp.LLHTTP_VERSION_MINOR}.{llhttp.LLHTTP_VERSION_PATCH}"
 
-DEF INITIAL_HEAD_CAPACITY = 1024
-DEF INITIAL_SPAN_CAPACITY = 32
+cdef enum:
+    INITIAL_HEAD_CAPACITY = 1024
+    INITIAL_SPAN_CAPACITY = 32
 
 # Method names by llhttp's method number (0..46), made once.
 cdef list METHODS = [
@@ -64,80 +65,70 @@ cdef inline bytes header_name(const char* data, size_t length):
 
 
 # llhttp callbacks. They run inside llhttp_execute(), which feed() calls with
-# the GIL held. A method returning 1 has refused the request (error_status is
-# set); a Python exception is kept on the parser and raised again by feed().
-# Either way the callback returns -1 so that llhttp stops with an error.
+# the GIL held, and all go through _dispatch(). A method returning 1 has
+# refused the request (error_status is set); a Python exception is kept on
+# the parser and raised again by feed(). Either way the callback returns -1
+# so that llhttp stops with an error.
 
-cdef int _on_message_begin(llhttp.llhttp_t* p) noexcept:
+cdef enum ParserEvent:
+    EVENT_MESSAGE_BEGIN
+    EVENT_TARGET
+    EVENT_FIELD_NAME
+    EVENT_FIELD_VALUE
+    EVENT_HEADERS_COMPLETE
+    EVENT_BODY
+    EVENT_MESSAGE_COMPLETE
+
+
+cdef inline int _dispatch(llhttp.llhttp_t* p, ParserEvent event, const char* at, size_t length) noexcept:
     cdef RequestParser self = <RequestParser>p.data
     try:
-        return -self._begin_message()
+        if event == EVENT_TARGET:
+            return -self._append_target(at, length)
+        if event == EVENT_FIELD_NAME or event == EVENT_FIELD_VALUE:
+            return -self._append_field(at, length, event == EVENT_FIELD_VALUE)
+        if event == EVENT_BODY:
+            self._callbacks.on_body(self._owner, at, length)
+            return 0
+        if event == EVENT_MESSAGE_BEGIN:
+            return -self._begin_message()
+        if event == EVENT_HEADERS_COMPLETE:
+            return -self._headers_complete()
+        self._callbacks.on_message_complete(self._owner)
+        # Stop at every message boundary: the protocol handles one request
+        # at a time and decides when to parse the next (pipelined) one.
+        return llhttp.HPE_PAUSED
     except BaseException as exc:
         self._callback_exception = exc
         return -1
+
+
+cdef int _on_message_begin(llhttp.llhttp_t* p) noexcept:
+    return _dispatch(p, EVENT_MESSAGE_BEGIN, NULL, 0)
 
 
 cdef int _on_url(llhttp.llhttp_t* p, const char* at, size_t length) noexcept:
-    cdef RequestParser self = <RequestParser>p.data
-    try:
-        return -self._append_target(at, length)
-    except BaseException as exc:
-        self._callback_exception = exc
-        return -1
+    return _dispatch(p, EVENT_TARGET, at, length)
 
 
 cdef int _on_header_field(llhttp.llhttp_t* p, const char* at, size_t length) noexcept:
-    cdef RequestParser self = <RequestParser>p.data
-    try:
-        return -self._append_field(at, length, False)
-    except BaseException as exc:
-        self._callback_exception = exc
-        return -1
+    return _dispatch(p, EVENT_FIELD_NAME, at, length)
 
 
 cdef int _on_header_value(llhttp.llhttp_t* p, const char* at, size_t length) noexcept:
-    cdef RequestParser self = <RequestParser>p.data
-    try:
-        return -self._append_field(at, length, True)
-    except BaseException as exc:
-        self._callback_exception = exc
-        return -1
+    return _dispatch(p, EVENT_FIELD_VALUE, at, length)
 
 
 cdef int _on_headers_complete(llhttp.llhttp_t* p) noexcept:
-    cdef RequestParser self = <RequestParser>p.data
-    try:
-        if self._check_headers():
-            return -1
-        self._in_head = False
-        self._raw_head_bytes = 0
-        self._callbacks.on_headers_complete(self._owner)
-    except BaseException as exc:
-        self._callback_exception = exc
-        return -1
-    return 0
+    return _dispatch(p, EVENT_HEADERS_COMPLETE, NULL, 0)
 
 
 cdef int _on_body(llhttp.llhttp_t* p, const char* at, size_t length) noexcept:
-    cdef RequestParser self = <RequestParser>p.data
-    try:
-        self._callbacks.on_body(self._owner, at, length)
-    except BaseException as exc:
-        self._callback_exception = exc
-        return -1
-    return 0
+    return _dispatch(p, EVENT_BODY, at, length)
 
 
 cdef int _on_message_complete(llhttp.llhttp_t* p) noexcept:
-    cdef RequestParser self = <RequestParser>p.data
-    try:
-        self._callbacks.on_message_complete(self._owner)
-    except BaseException as exc:
-        self._callback_exception = exc
-        return -1
-    # Stop at every message boundary: the protocol handles one request at a
-    # time and decides when to parse the next (pipelined) one.
-    return llhttp.HPE_PAUSED
+    return _dispatch(p, EVENT_MESSAGE_COMPLETE, NULL, 0)
 
 
 cdef llhttp.llhttp_settings_t SETTINGS
@@ -151,12 +142,51 @@ SETTINGS.on_body = _on_body
 SETTINGS.on_message_complete = _on_message_complete
 
 
+# The events of a parser made from Python, for its protocol object.
+
+cdef int _python_head(void* parser, RequestHead head) except -1:
+    (<RequestParser>parser)._protocol.on_head(head)
+    return 0
+
+
+cdef int _python_body(void* parser, const char* data, size_t length) except -1:
+    (<RequestParser>parser)._protocol.on_body(PyBytes_FromStringAndSize(data, length))
+    return 0
+
+
+cdef int _python_message_complete(void* parser) except -1:
+    (<RequestParser>parser)._protocol.on_message_complete()
+    return 0
+
+
+cdef ParserCallbacks PYTHON_CALLBACKS = ParserCallbacks(_python_head, _python_body, _python_message_complete)
+
+
+class HttpParserError(Exception):
+    """A request the parser refuses: `status` is the HTTP status to answer
+    with (400, 431, 501, 505), `reason` says why."""
+
+    def __init__(self, int status, str reason):
+        super().__init__(f"{status}: {reason}")
+        self.status = status
+        self.reason = reason
+
+
+cdef class RequestHead:
+    """A request head, as RequestParser hands it over (see parser.pxd)."""
+
+
 cdef class RequestParser:
     """Parses a stream of HTTP/1.1 requests, one message at a time.
 
     `max_head_size` bounds the request line plus header section (and the
     trailer section of a chunked body); past it the request is refused with
     431.
+
+    From Python, `RequestParser(protocol)` calls `protocol.on_head(head)`,
+    `protocol.on_body(data)` and `protocol.on_message_complete()`, and
+    parse(data) feeds it bytes; the compiled protocol makes its parser with
+    create() and C callbacks.
     """
 
     def __cinit__(self):
@@ -165,6 +195,13 @@ cdef class RequestParser:
             raise MemoryError()
         llhttp.llhttp_init(&self._parser, llhttp.HTTP_REQUEST, &SETTINGS)
         self._parser.data = <void*>self
+        self._head_info = RequestHead.__new__(RequestHead)
+
+    def __init__(self, protocol, *, size_t max_head_size=65536):
+        self._protocol = protocol
+        self._owner = <void*>self
+        self._callbacks = PYTHON_CALLBACKS
+        self._max_head_size = max_head_size
 
     @staticmethod
     cdef RequestParser create(void* owner, ParserCallbacks callbacks, size_t max_head_size):
@@ -173,6 +210,19 @@ cdef class RequestParser:
         parser._callbacks = callbacks
         parser._max_head_size = max_head_size
         return parser
+
+    def parse(self, data):
+        """Parse from `data` (bytes-like); return how many bytes were
+        consumed: all of them, or those up to the end of a complete request
+        (call again with the rest). Raises HttpParserError for a request
+        that is refused."""
+        cdef const unsigned char[:] view = memoryview(data).cast("B")
+        cdef size_t consumed = 0
+        if view.shape[0] == 0:
+            return 0
+        if self.feed(<const char*>&view[0], <size_t>view.shape[0], &consumed) == PARSE_ERROR:
+            raise HttpParserError(self.error_status, self.error_reason)
+        return consumed
 
     def __dealloc__(self):
         cc_buffer_free(&self._head)
@@ -296,7 +346,7 @@ cdef class RequestParser:
             return self._refuse(505, "HTTP version not supported")
         # The head on the wire: "METHOD target HTTP/1.1\r\n", each field
         # as "name: value\r\n", and the blank line.
-        if (self._head.length + 4 * self._span_count + len(self.method()) + 14
+        if (self._head.length + 4 * self._span_count + len(self._method()) + 14
                 > self._max_head_size):
             return self._refuse(431, "Request header section too large")
         if not (self._parser.flags & llhttp.F_TRANSFER_ENCODING):
@@ -326,29 +376,42 @@ cdef class RequestParser:
                 value = comma + 1
         return 0
 
-    cdef str method(self):
+    cdef int _headers_complete(self) except -1:
+        """The header section is in: hand the owner the request head."""
+        cdef RequestHead head = self._head_info
+        if self._check_headers():
+            return 1
+        self._in_head = False
+        self._raw_head_bytes = 0
+        head.method = self._method()
+        head.http_version = self._http_version()
+        head.http_1_0 = self._parser.http_minor == 0
+        head.is_head = self._parser.method == llhttp.HTTP_HEAD
+        head.keep_alive = llhttp.llhttp_should_keep_alive(&self._parser)
+        self._build_target(head)
+        self._build_headers(head)
+        if not self._parser.upgrade:
+            head.upgrade = None
+        self._callbacks.on_head(self._owner, head)
+        return 0
+
+    cdef str _method(self):
         cdef uint8_t number = self._parser.method
         if number < 47:
             return <str>METHODS[number]
         return ""
 
-    cdef str http_version(self):
+    cdef str _http_version(self):
         if self._parser.http_minor == 1:
             return HTTP_1_1
         if self._parser.http_minor == 0:
             return HTTP_1_0
         return f"{self._parser.http_major}.{self._parser.http_minor}"
 
-    cdef bint should_keep_alive(self):
-        return llhttp.llhttp_should_keep_alive(&self._parser)
-
-    cdef bint is_head(self):
-        return self._parser.method == llhttp.HTTP_HEAD
-
-    cdef list build_headers(self):
+    cdef int _build_headers(self, RequestHead head) except -1:
         """The header fields as the ASGI scope wants them: a list of
-        (lower-cased name, value) bytes pairs in arrival order. Also notes the
-        few fields the server itself acts on."""
+        (lower-cased name, value) bytes pairs in arrival order; and the few
+        fields the server itself acts on."""
         cdef size_t i, value_length
         cdef const char* name
         cdef const char* value
@@ -356,10 +419,10 @@ cdef class RequestParser:
         cdef list headers = []
         cdef bytes name_obj, value_obj
         cdef list forwarded_for = None
-        self.expect_continue = False
-        self.forwarded_for = None
-        self.forwarded_proto = None
-        self.upgrade = None
+        head.expect_continue = False
+        head.forwarded_for = None
+        head.forwarded_proto = None
+        head.upgrade = None
         for i in range(self._span_count):
             span = self._span(i)
             name = self._head.data + span.name_start
@@ -369,22 +432,23 @@ cdef class RequestParser:
             value_obj = PyBytes_FromStringAndSize(value, value_length)
             headers.append((name_obj, value_obj))
             if span.name_length == 6 and memcmp(name, b"expect", 6) == 0:
-                self.expect_continue = cc_equals_lower(value, value_length, b"100-continue", 12)
+                head.expect_continue = cc_equals_lower(value, value_length, b"100-continue", 12)
             elif span.name_length == 7 and memcmp(name, b"upgrade", 7) == 0:
-                self.upgrade = value_obj
+                head.upgrade = value_obj
             elif span.name_length == 15 and memcmp(name, b"x-forwarded-for", 15) == 0:
                 if forwarded_for is None:
                     forwarded_for = [value_obj]
                 else:
                     forwarded_for.append(value_obj)
             elif span.name_length == 17 and memcmp(name, b"x-forwarded-proto", 17) == 0:
-                self.forwarded_proto = value_obj
+                head.forwarded_proto = value_obj
         if forwarded_for is not None:
-            self.forwarded_for = FORWARDED_FOR_SEPARATOR.join(forwarded_for)
-        return headers
+            head.forwarded_for = FORWARDED_FOR_SEPARATOR.join(forwarded_for)
+        head.headers = headers
+        return 0
 
-    cdef tuple build_target(self):
-        """(path, raw_path, query_string) of the request target: origin form
+    cdef int _build_target(self, RequestHead head) except -1:
+        """Path, raw path and query string of the request target: origin form
         `/p?q`; absolute form `http://host/p?q`, reduced to `/p`; asterisk
         (`*`) and authority (`host:port`) forms, kept whole as the path."""
         cdef const char* target = self._head.data
@@ -411,14 +475,20 @@ cdef class RequestParser:
                 if length == 0 or target[0] == b'?':
                     if length:
                         query_string = PyBytes_FromStringAndSize(target + 1, length - 1)
-                    return (ROOT_PATH_STR, ROOT_PATH_BYTES, query_string)
+                    length = 1
+                    target = b"/"
         cut = <const char*>memchr(target, b'?', length)
         if cut != NULL:
             query_string = PyBytes_FromStringAndSize(cut + 1, length - <size_t>(cut - target) - 1)
             length = <size_t>(cut - target)
+        head.query_string = query_string
         if length == 1 and target[0] == b'/':
-            return (ROOT_PATH_STR, ROOT_PATH_BYTES, query_string)
-        return (decode_path(target, length), PyBytes_FromStringAndSize(target, length), query_string)
+            head.path = ROOT_PATH_STR
+            head.raw_path = ROOT_PATH_BYTES
+        else:
+            head.path = decode_path(target, length)
+            head.raw_path = PyBytes_FromStringAndSize(target, length)
+        return 0
 
 
 cdef str decode_path(const char* raw, size_t length):

@@ -1,7 +1,9 @@
-# Response serialisation: status lines, header validation and framing, into
-# a reusable output buffer that becomes one bytes object per write.
+# Responses: serialisation (status lines, header validation, chunk framing)
+# into a reusable output buffer, the ResponseWriter a request cycle sends
+# its response through, and HTTP/1.1's writer.
 from libc.stdint cimport int64_t
 
+from cppcorn.http.connection cimport Connection
 from cppcorn.includes.byte_buffer cimport cc_buffer
 
 
@@ -28,4 +30,66 @@ cdef struct HeadInfo:
 
 cdef int write_status_line(OutputBuffer out, object status) except -1
 cdef int write_headers(OutputBuffer out, object headers, HeadInfo* info) except -1
-cdef bytes status_line(int status)
+
+
+# A plain response (a refusal, an error, a WebSocket handshake denied)
+# written whole, after which the connection closes: `headers` are ASGI
+# header pairs; content-length is added unless they have one.
+cdef int send_plain_response(Connection connection, int status, list headers, bytes body) except -1
+# The same with the short text/plain body cppcorn answers `status` with.
+cdef int send_error_response(Connection connection, int status, list extra_headers=*) except -1
+
+
+cdef enum ResponseProgress:
+    RESPONSE_PENDING = 0    # nothing sent yet
+    RESPONSE_STARTED        # the head is written (or held for the body)
+    RESPONSE_DONE           # the last byte is written
+
+
+cdef class ResponseWriter:
+    # What a RequestCycle holds of its connection: the way its response
+    # goes out (framing, flushing, write backpressure) and the flow of its
+    # request body. HTTP/1.1's is Http11Writer; an HTTP/2 stream brings its
+    # own. Each method is one step of the cycle's send state machine, which
+    # has validated the message already.
+    cdef ResponseProgress progress
+
+    # The head: `status` as the application gave it (checked here);
+    # returns the status code.
+    cdef int start(self, object status, object headers) except -1
+    # One body message; the last one completes the response. Returns the
+    # future to wait on before sending more (write backpressure), or None.
+    cdef object write(self, bytes body, bint more_body)
+    # 100 Continue, for a client that waits for it before sending its body.
+    cdef int write_continue(self) except -1
+    # Answer `status` with a plain error instead of the application.
+    cdef int refuse(self, int status) except -1
+    # The response cannot be completed: the client must not take what was
+    # sent for a whole response (HTTP/1.1: the connection closes).
+    cdef int abandon(self) except -1
+    # The application took the request body buffered for it: reading may
+    # go on.
+    cdef int body_taken(self) except -1
+    # Whether the connection may bring another request once this response
+    # is complete.
+    cdef bint reusable(self)
+
+
+cdef class Http11Writer(ResponseWriter):
+    # One per HTTP/1.1 connection, reset for each request by begin().
+    cdef Connection connection
+    cdef OutputBuffer out
+    cdef bint keep_alive
+    cdef bint http_1_0
+    cdef bint is_head
+    # The current response's framing, decided by start().
+    cdef bint no_body
+    cdef bint chunked
+    cdef long long content_remaining    # < 0: no Content-Length
+
+    cdef int begin(self, bint keep_alive, bint http_1_0, bint is_head) except -1
+    # No more requests on this connection: it closes once the response is
+    # complete (at once when it is already).
+    cdef int close_after_response(self) except -1
+    cdef int _flush_with(self, bytes body, size_t size, bint more_body) except -1
+    cdef int _complete(self) except -1

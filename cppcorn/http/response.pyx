@@ -1,10 +1,11 @@
-# Response serialisation. See response.pxd.
+# Responses. See response.pxd.
 import http
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memchr, memcmp, memmove
 
+from cppcorn.http.connection cimport Connection
 from cppcorn.includes.byte_buffer cimport (
     cc_buffer_append,
     cc_buffer_free,
@@ -21,10 +22,34 @@ from cppcorn.includes.http_bytes cimport (
     cc_write_hex,
 )
 
-DEF INITIAL_CAPACITY = 4096
-# A buffer that grew past this for one large response is given back rather
-# than kept for the life of the connection.
-DEF RETAINED_CAPACITY = 65536
+
+cdef enum:
+    INITIAL_CAPACITY = 4096
+    # A buffer that grew past this for one large response is given back
+    # rather than kept for the life of the connection.
+    RETAINED_CAPACITY = 65536
+    # Bodies up to this size are copied next to the head into one buffer
+    # (one write); larger ones go out as separate buffers of one writev().
+    BODY_COPY_LIMIT = 16384
+
+cdef bytes CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
+cdef bytes CHUNKED_HEADER = b"transfer-encoding: chunked\r\n"
+cdef bytes CLOSE_HEADER = b"connection: close\r\n"
+cdef bytes KEEP_ALIVE_HEADER = b"connection: keep-alive\r\n"
+cdef bytes CHUNK_END = b"\r\n"
+cdef bytes LAST_CHUNK_AFTER_DATA = b"\r\n0\r\n\r\n"
+cdef list TEXT_PLAIN = [(b"content-type", b"text/plain; charset=utf-8")]
+
+cdef dict ERROR_BODIES = {
+    400: b"Invalid HTTP request received.",
+    408: b"Request Timeout",
+    426: b"Upgrade Required",
+    431: b"Request Header Fields Too Large",
+    500: b"Internal Server Error",
+    501: b"Not Implemented",
+    503: b"Service Unavailable",
+    505: b"HTTP Version Not Supported",
+}
 
 
 def _build_status_lines():
@@ -37,12 +62,9 @@ def _build_status_lines():
         lines.append(f"HTTP/1.1 {code} {phrase}\r\n".encode("latin-1"))
     return tuple(lines)
 
+
 # Status lines for 0..599; like Uvicorn, an unknown code gets an empty phrase.
 cdef tuple STATUS_LINES = _build_status_lines()
-
-
-cdef bytes status_line(int status):
-    return <bytes>STATUS_LINES[status]
 
 
 cdef class OutputBuffer:
@@ -209,3 +231,200 @@ cdef int write_headers(OutputBuffer out, object headers, HeadInfo* info) except 
         if length_line_start and length_line_end < length_line_start:
             length_line_end = out.buf.length
     return 0
+
+
+cdef int send_plain_response(Connection connection, int status, list headers, bytes body) except -1:
+    cdef OutputBuffer out
+    cdef HeadInfo info
+    if connection.transport is None or connection.is_closing():
+        return 0
+    out = OutputBuffer()
+    write_status_line(out, status)
+    out.append_bytes(connection.state.default_headers)
+    write_headers(out, headers, &info)
+    if info.content_length < 0:
+        out.append_bytes(b"content-length: %d\r\n" % len(body))
+    out.append_bytes(b"connection: close\r\n\r\n")
+    out.append_bytes(body)
+    connection.write_from(out.buf.data, out.buf.length)
+    connection.transport.close()
+    return 0
+
+
+cdef int send_error_response(Connection connection, int status, list extra_headers=None) except -1:
+    return send_plain_response(
+        connection, status, TEXT_PLAIN if extra_headers is None else TEXT_PLAIN + extra_headers,
+        ERROR_BODIES.get(status, ERROR_BODIES[400]))
+
+
+cdef class ResponseWriter:
+    """The connection side of one request's response (see response.pxd);
+    each protocol subclasses it."""
+
+    cdef int start(self, object status, object headers) except -1:
+        raise NotImplementedError
+
+    cdef object write(self, bytes body, bint more_body):
+        raise NotImplementedError
+
+    cdef int write_continue(self) except -1:
+        raise NotImplementedError
+
+    cdef int refuse(self, int status) except -1:
+        raise NotImplementedError
+
+    cdef int abandon(self) except -1:
+        raise NotImplementedError
+
+    cdef int body_taken(self) except -1:
+        raise NotImplementedError
+
+    cdef bint reusable(self):
+        return False
+
+
+cdef class Http11Writer(ResponseWriter):
+    """HTTP/1.1 framing: the head is held in the output buffer until the
+    first body message, so that a small response leaves in one write;
+    Content-Length is enforced, chunked encoding added where the length is
+    unknown, HEAD/1xx/204/304 responses carry no body; and the keep-alive
+    decision: the request's, the application's `Connection: close`, and
+    HTTP/1.0's rules."""
+
+    def __init__(self, Connection connection not None):
+        self.connection = connection
+        self.out = OutputBuffer()
+        self.progress = RESPONSE_DONE
+
+    cdef int begin(self, bint keep_alive, bint http_1_0, bint is_head) except -1:
+        self.progress = RESPONSE_PENDING
+        self.keep_alive = keep_alive
+        self.http_1_0 = http_1_0
+        self.is_head = is_head
+        self.no_body = False
+        self.chunked = False
+        self.content_remaining = -1
+        return 0
+
+    cdef int start(self, object status, object headers) except -1:
+        cdef OutputBuffer out = self.out
+        cdef HeadInfo info
+        cdef int code
+        out.buf.length = 0
+        write_status_line(out, status)
+        code = status
+        out.append_bytes(self.connection.state.default_headers)
+        write_headers(out, headers, &info)
+        self.progress = RESPONSE_STARTED
+        self.no_body = self.is_head or code < 200 or code == 204 or code == 304
+        if info.connection_close:
+            self.keep_alive = False
+        if info.chunked:
+            self.chunked = not self.no_body
+        elif info.content_length >= 0:
+            if not self.no_body:
+                self.content_remaining = info.content_length
+        elif not self.no_body:
+            if self.http_1_0:
+                # An HTTP/1.0 client cannot read chunked: the end of the body
+                # is the end of the connection.
+                self.keep_alive = False
+            else:
+                self.chunked = True
+                out.append_bytes(CHUNKED_HEADER)
+        if not self.keep_alive:
+            if not info.connection_close:
+                out.append_bytes(CLOSE_HEADER)
+        elif self.http_1_0 and not info.has_connection:
+            out.append_bytes(KEEP_ALIVE_HEADER)
+        out.append(b"\r\n", 2)
+        return code
+
+    cdef object write(self, bytes body, bint more_body):
+        cdef OutputBuffer out = self.out
+        cdef size_t size = <size_t>PyBytes_GET_SIZE(body)
+        if self.no_body:
+            size = 0
+        elif self.content_remaining >= 0:
+            if <long long>size > self.content_remaining:
+                raise RuntimeError("Response content longer than Content-Length")
+            self.content_remaining -= size
+            if not more_body and self.content_remaining != 0:
+                # Send what there is, then fail the response: the
+                # application's error closes the connection.
+                if out.buf.length or size:
+                    self._flush_with(body, size, False)
+                raise RuntimeError("Response content shorter than Content-Length")
+        if not more_body:
+            # Counted before the last bytes go out, so that a client holding
+            # the response never sees a count without it.
+            self.connection.state.total_requests += 1
+        if size or out.buf.length or (self.chunked and not more_body):
+            self._flush_with(body, size, more_body)
+        if not more_body:
+            self._complete()
+        if self.connection.writing_paused:
+            # The client reads slower than the application writes: wait until
+            # the transport's buffer drains below its low-water mark.
+            return self.connection.drained()
+        return None
+
+    cdef int _flush_with(self, bytes body, size_t size, bint more_body) except -1:
+        """Write the held head (if any) and one body message, framed."""
+        cdef OutputBuffer out = self.out
+        cdef bint last_chunk = self.chunked and not more_body
+        cdef bytes head
+        if self.chunked and size:
+            out.append_chunk_size(size)
+        if size <= BODY_COPY_LIMIT:
+            if size:
+                out.append(PyBytes_AS_STRING(body), size)
+                if self.chunked:
+                    out.append(b"\r\n", 2)
+            if last_chunk:
+                out.append(b"0\r\n\r\n", 5)
+            self.connection.write_from(out.buf.data, out.buf.length)
+            out.clear()
+        else:
+            head = out.take()
+            if self.chunked:
+                self.connection.write_parts((head, body, LAST_CHUNK_AFTER_DATA if last_chunk else CHUNK_END))
+            elif head:
+                self.connection.write_parts((head, body))
+            else:
+                self.connection.write(body)
+        return 0
+
+    cdef int _complete(self) except -1:
+        self.progress = RESPONSE_DONE
+        if not self.keep_alive:
+            self.connection.transport.close()
+        return self.connection.on_response_complete()
+
+    cdef int write_continue(self) except -1:
+        return self.connection.write(CONTINUE_RESPONSE)
+
+    cdef int refuse(self, int status) except -1:
+        self.progress = RESPONSE_DONE
+        self.keep_alive = False
+        self.connection.state.total_requests += 1
+        return send_error_response(self.connection, status)
+
+    cdef int abandon(self) except -1:
+        self.keep_alive = False
+        if self.connection.transport is not None:
+            self.connection.transport.close()
+        return 0
+
+    cdef int body_taken(self) except -1:
+        return self.connection.update_reading()
+
+    cdef bint reusable(self):
+        return self.keep_alive and self.connection.transport is not None and not self.connection.is_closing()
+
+    cdef int close_after_response(self) except -1:
+        if self.progress == RESPONSE_DONE:
+            self.connection.transport.close()
+        else:
+            self.keep_alive = False
+        return 0

@@ -1,9 +1,10 @@
 # The WebSocket protocol (RFC 6455, with permessage-deflate from RFC 7692)
 # and the ASGI websocket interface. The HTTP/1.1 protocol recognises the
-# upgrade request, builds the scope, and hands the transport over with
-# WebSocketProtocol.start().
-from cppcorn.includes.byte_buffer cimport cc_buffer
+# upgrade request, builds the scope, makes the protocol with for_request()
+# and hands the transport over with start().
 from cppcorn.http.connection cimport Connection, ServerState
+from cppcorn.http.parser cimport RequestHead
+from cppcorn.includes.byte_buffer cimport cc_buffer
 from cppcorn.includes.websocket_frame cimport cc_utf8_state
 
 
@@ -34,14 +35,23 @@ cdef class Deflate:
     cdef bytes decompress(self, bytes payload, size_t max_size)
 
 
+cdef enum WebSocketPhase:
+    CONNECTING = 0      # the handshake waits for the application
+    OPEN
+    CLOSING             # our close frame is sent, the peer's awaited
+    CLOSED
+
+
 cdef class WebSocketProtocol(Connection):
     cdef WebSocketSettings settings
     cdef readonly dict scope
     cdef bytes key
     cdef object extensions_offer      # Sec-WebSocket-Extensions, or None
+    # The status to refuse the handshake with at once (400, 426), or 0.
+    cdef int refusal
     cdef Deflate deflate
     cdef object task
-    cdef int phase                    # CONNECTING, OPEN, CLOSING, CLOSED
+    cdef WebSocketPhase phase
 
     # Incoming: a partial frame, the message being reassembled, the queue.
     cdef cc_buffer inbuf
@@ -54,7 +64,6 @@ cdef class WebSocketProtocol(Connection):
     cdef list waiters
     cdef bint connect_delivered
     cdef dict disconnect_message
-    cdef bint reading_paused
 
     # Outgoing
     cdef bint close_sent
@@ -63,7 +72,11 @@ cdef class WebSocketProtocol(Connection):
     # Keepalive
     cdef bytes ping_payload           # the ping awaiting its pong, or None
 
-    cdef int start(self, object transport, bytes rest) except -1
+    @staticmethod
+    cdef WebSocketProtocol for_request(WebSocketSettings settings, ServerState state, object loop,
+                                       dict scope, RequestHead head)
+    cdef int refuse_handshake(self, Connection http) except -1
+    cdef int start(self, object transport, bint reading_paused, bytes rest) except -1
     cdef size_t _parse(self, const unsigned char* data, size_t length) except? 0
     cdef int _on_frame(self, int opcode, bint fin, bint rsv1, bytes payload) except -1
     cdef int _on_message(self, int opcode, bytes payload, bint compressed) except -1
@@ -73,7 +86,7 @@ cdef class WebSocketProtocol(Connection):
     cdef int _fail(self, int code, str reason) except -1
     cdef int _write_frame(self, int opcode, bytes payload, bint compress) except -1
     cdef int _send_close(self, int code, str reason) except -1
-    cdef int _update_reading(self) except -1
+    cdef bint wants_reading_paused(self)
     cdef int _accept(self, dict message) except -1
     cdef int _reject(self, int status, list headers, bytes body) except -1
     cdef int _http_response(self, dict message) except -1
