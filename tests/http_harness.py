@@ -435,7 +435,9 @@ class MemoryConnection:
 
     def send(self, *chunks: bytes, settle: bool = True) -> None:
         """The client sends `chunks`, each read by the server separately
-        (one data_received() each, when reading is not paused)."""
+        (one data_received() each, when reading is not paused). With
+        settle=False they wait together and are read at once, as by one
+        recv()."""
         for chunk in chunks:
             self._put(chunk)
             if settle:
@@ -749,7 +751,10 @@ class Harness:
                     return
             elif quiet >= QUIET_ITERATIONS:
                 return
-            if time.monotonic() > deadline:
+            # Out of time: when waiting for a condition, or when the last
+            # iteration still changed something (not after a mere stall of
+            # this process: then the next quiet iterations finish the wait).
+            if time.monotonic() > deadline and (until is not None or quiet == 0):
                 break
             if until is not None and quiet >= QUIET_ITERATIONS:
                 await asyncio.sleep(0.001)  # nothing ready: let timers come due

@@ -551,6 +551,7 @@ def test_concurrency_limit_refuses_with_503(harness):
     assert second.closed
     assert server.messages() == ["Exceeded concurrency limit."]
     assert app.calls == ["/slow"]
+    assert server.state.total_requests == 1  # the 503 counts
 
     open_gate(harness, app, "/slow")
     assert first.response().body == b"/slow"

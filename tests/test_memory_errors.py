@@ -66,6 +66,7 @@ def test_exception_before_the_response_gets_500_and_close(harness):
     assert record.levelno == logging.ERROR
     assert record.exc_info[0] is AppFailure
     assert server.access_lines() == ['127.0.0.1:50000 - "GET / HTTP/1.1" 500']
+    assert server.state.total_requests == 1  # the 500 is a response like any other
     assert not server.state.tasks
 
 
