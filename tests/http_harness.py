@@ -36,6 +36,13 @@ does where the protocol can tell:
 - with `write_buffer=(high, low)` it keeps the written bytes as "unread by the
   client", calls `pause_writing()` from inside `write()` past `high`, and
   `resume_writing()` once the client has read (`conn.read()`) down to `low`.
+It offers no C-level seam (`__cppcorn_sender__`), so the protocol takes its
+Python path (`write()`, `is_closing()`) on every loop; the seam between
+cppcorn.loop's transports and the protocol is for the socket tests to cover.
+
+A MemoryServer keeps its own error and access logs (`server.log`,
+`server.access_log`, outside the logging tree) and its clock (`state.now`,
+moved on by `server.advance(seconds)`, which runs the server's tick).
 """
 
 from __future__ import annotations
