@@ -330,3 +330,13 @@ class Gate:
 def run_async(coroutine: Any, timeout: float = 10.0) -> Any:
     """Run a client-side coroutine with a deadline."""
     return asyncio.run(asyncio.wait_for(coroutine, timeout))
+
+
+@pytest.fixture
+def harness(loop: str) -> Iterator[Any]:
+    """An in-memory HTTP/1.1 harness (tests/http_harness.py) on the `loop`
+    param: `conn = harness.connect(app); conn.send(...); conn.response()`."""
+    from tests.http_harness import Harness
+
+    with Harness(loop) as memory:
+        yield memory
