@@ -110,14 +110,6 @@ def test_connection_close_from_the_app_with_a_chunked_body(harness):
 
 
 @pytest.mark.parametrize("value", [b"keep-alive, close", b"upgrade,  close"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="suspected bug: `close` after a comma and whitespace in the app's Connection header is "
-    "not recognised, so the server keeps a connection its response says it closes. In "
-    "write_headers() (response.pyx), cc_equals_lower(cc_strip_ows(token, &token_length), "
-    "token_length, ...) reads token_length before cc_strip_ows() updates it: C leaves the order "
-    "of argument evaluation unspecified (GCC here reads it first; another compiler may not)",
-)
 def test_connection_close_in_a_list_from_the_app(harness, value):
     conn = harness.connect(PathApp(headers=[(b"connection", value)]))
     conn.send(GET)

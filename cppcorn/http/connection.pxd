@@ -60,12 +60,14 @@ cdef class Connection:
     cdef int release_drain_waiters(self) except -1
 
 
-cdef class AccessLog:
-    # Uvicorn's access log line for a request's response, made once per
-    # server when the access log is on.
-    cdef object logger
+cdef class RequestLog:
+    # What a server logs about its requests: application errors on its error
+    # logger, and Uvicorn's access log line for each response when the
+    # access log is on.
+    cdef readonly object logger
+    cdef object access_logger       # None: no access log
 
-    cdef int log(self, dict scope, int status) except -1
+    cdef int access(self, dict scope, int status) except -1
 
 
 # How logs name a request's client ("host:port", or "") and its target (the

@@ -143,17 +143,19 @@ cdef class Connection:
         return 0
 
 
-cdef class AccessLog:
-    """Access log records as Uvicorn writes them: the five record args
-    (client, method, target, HTTP version, status) that formatters read."""
+cdef class RequestLog:
+    """Made once per server; access log records as Uvicorn writes them: the
+    five record args (client, method, target, HTTP version, status) that
+    formatters read."""
 
-    def __init__(self, logger):
+    def __init__(self, logger, access_logger):
         self.logger = logger
+        self.access_logger = access_logger
 
-    cdef int log(self, dict scope, int status) except -1:
-        if not self.logger.isEnabledFor(INFO):
+    cdef int access(self, dict scope, int status) except -1:
+        if self.access_logger is None or not self.access_logger.isEnabledFor(INFO):
             return 0
-        self.logger.info(
+        self.access_logger.info(
             ACCESS_LOG_FORMAT, client_label(scope), scope["method"], logged_target(scope),
             scope["http_version"], status)
         return 0

@@ -7,7 +7,7 @@
 cimport cython
 
 from cppcorn.http.awaitables cimport SendTarget
-from cppcorn.http.connection cimport AccessLog
+from cppcorn.http.connection cimport RequestLog
 from cppcorn.http.response cimport ResponseWriter
 
 
@@ -22,10 +22,10 @@ cdef class RequestCycle(SendTarget):
     cdef readonly dict scope
     cdef ResponseWriter writer
     cdef object loop
-    cdef object logger          # cppcorn.error
-    cdef AccessLog access_log   # None: no access log
+    cdef RequestLog log
     cdef SendState send_state
     cdef bint app_started       # handed to the application (a runner)
+    cdef object context         # the context its application runs in
 
     # Request side: the body as it arrives, until the application takes it.
     cdef list body_chunks        # None until some arrives
@@ -38,8 +38,8 @@ cdef class RequestCycle(SendTarget):
     cdef list waiters           # futures of receive() calls that wait
 
     @staticmethod
-    cdef RequestCycle create(dict scope, ResponseWriter writer, object loop, object logger,
-                             AccessLog access_log, bint expect_continue)
+    cdef RequestCycle create(dict scope, ResponseWriter writer, object loop, RequestLog log,
+                             bint expect_continue)
 
     # What the connection tells the cycle.
     cdef int add_body(self, const char* data, size_t length) except -1

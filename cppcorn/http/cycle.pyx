@@ -7,7 +7,7 @@
 from cpython.bytes cimport PyBytes_Check, PyBytes_FromStringAndSize
 
 from cppcorn.http.awaitables cimport SendCall, SendTarget
-from cppcorn.http.connection cimport AccessLog
+from cppcorn.http.connection cimport RequestLog
 from cppcorn.http.response cimport ResponseWriter
 
 cdef enum:
@@ -23,14 +23,13 @@ cdef class RequestCycle(SendTarget):
     """One request and its response: the ASGI `receive` and `send`."""
 
     @staticmethod
-    cdef RequestCycle create(dict scope, ResponseWriter writer, object loop, object logger,
-                             AccessLog access_log, bint expect_continue):
+    cdef RequestCycle create(dict scope, ResponseWriter writer, object loop, RequestLog log,
+                             bint expect_continue):
         cdef RequestCycle cycle = RequestCycle.__new__(RequestCycle)
         cycle.scope = scope
         cycle.writer = writer
         cycle.loop = loop
-        cycle.logger = logger
-        cycle.access_log = access_log
+        cycle.log = log
         cycle.expect_continue = expect_continue
         return cycle
 
@@ -68,26 +67,26 @@ cdef class RequestCycle(SendTarget):
     cdef int refuse(self, int status) except -1:
         """Answer with a plain error (500, 503) instead of the application."""
         self._response_done()
-        if self.access_log is not None:
-            self.access_log.log(self.scope, status)
+        self.log.access(self.scope, status)
         return self.writer.refuse(status)
 
     cdef int app_finished(self, object outcome, object error) except -1:
         """Runs in the request's context: log filters may read it."""
         cdef bint responding = self.send_state == SEND_START and not self.disconnected
+        logger = self.log.logger
         if error is not None:
-            self.logger.error("Exception in ASGI application\n", exc_info=error)
+            logger.error("Exception in ASGI application\n", exc_info=error)
             if responding:
                 return self.refuse(500)
             return self.writer.abandon()
         if outcome is not None:
-            self.logger.error("ASGI callable should return None, but returned '%s'.", outcome)
+            logger.error("ASGI callable should return None, but returned '%s'.", outcome)
             return self.writer.abandon()
         if responding:
-            self.logger.error("ASGI callable returned without starting response.")
+            logger.error("ASGI callable returned without starting response.")
             return self.refuse(500)
         if self.send_state == SEND_BODY and not self.disconnected:
-            self.logger.error("ASGI callable returned without completing response.")
+            logger.error("ASGI callable returned without completing response.")
             return self.writer.abandon()
         return 0
 
@@ -185,8 +184,7 @@ cdef class RequestCycle(SendTarget):
             status = self.writer.start((<dict>message).get("status"), (<dict>message).get("headers"))
             self.send_state = SEND_BODY
             self.expect_continue = False
-            if self.access_log is not None:
-                self.access_log.log(self.scope, status)
+            self.log.access(self.scope, status)
             return None
         if self.send_state == SEND_DONE:
             raise RuntimeError(

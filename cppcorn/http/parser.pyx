@@ -7,12 +7,7 @@ from libc.string cimport memchr, memcmp, memcpy
 
 from cppcorn.includes cimport llhttp
 from cppcorn.includes.byte_buffer cimport cc_buffer_free, cc_buffer_init, cc_buffer_reserve
-from cppcorn.includes.http_bytes cimport (
-    cc_equals_lower,
-    cc_lower_copy,
-    cc_percent_decode,
-    cc_strip_ows,
-)
+from cppcorn.includes.http_bytes cimport cc_equals_lower, cc_lower_copy, cc_percent_decode, cc_strip_ows
 
 LLHTTP_VERSION = f"{llhttp.LLHTTP_VERSION_MAJOR}.{llhttp.LLHTTP_VERSION_MINOR}.{llhttp.LLHTTP_VERSION_PATCH}"
 

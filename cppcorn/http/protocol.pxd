@@ -5,7 +5,7 @@
 # WebSocketProtocol. It speaks asyncio's Protocol interface, so it runs on
 # any asyncio loop; feed() is the C-level entry a native transport calls
 # with a buffer it owns (csrc/stream_seam.h).
-from cppcorn.http.connection cimport AccessLog, Connection, ServerState
+from cppcorn.http.connection cimport Connection, RequestLog, ServerState
 from cppcorn.http.cycle cimport RequestCycle
 from cppcorn.http.parser cimport RequestHead, RequestParser
 from cppcorn.http.response cimport Http11Writer
@@ -30,7 +30,7 @@ cdef class HttpSettings:
     cdef readonly size_t max_head_size
     cdef readonly object trusted_hosts         # TrustedHosts, or None
     cdef readonly object logger
-    cdef readonly AccessLog access_log         # None: no access log
+    cdef readonly RequestLog log
     cdef readonly bint reset_contextvars
 
 

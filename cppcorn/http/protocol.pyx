@@ -25,7 +25,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.contextvars cimport PyContext_CopyCurrent
 from cpython.pycapsule cimport PyCapsule_New
 
-from cppcorn.http.connection cimport AccessLog, Connection, ServerState
+from cppcorn.http.connection cimport Connection, RequestLog, ServerState
 from cppcorn.http.cycle cimport RequestCycle
 from cppcorn.http.parser cimport PARSE_ERROR, PARSE_NEED_MORE, ParserCallbacks, ParseResult, RequestHead, RequestParser
 from cppcorn.http.response cimport RESPONSE_DONE, RESPONSE_PENDING, Http11Writer, send_error_response
@@ -93,7 +93,8 @@ cdef class HttpSettings:
             access_logger = logging.getLogger("cppcorn.access")
         # As Uvicorn: no handlers at startup means no access log at all, and
         # nothing is formatted per request.
-        self.access_log = AccessLog(access_logger) if access_log and access_logger.hasHandlers() else None
+        self.log = RequestLog(
+            self.logger, access_logger if access_log and access_logger.hasHandlers() else None)
         self.reset_contextvars = reset_contextvars
 
 
@@ -313,8 +314,7 @@ cdef class HttpProtocol(Connection):
         self.writer.begin(head.keep_alive, head.http_1_0, head.is_head)
         # No 100 (Continue) for HTTP/1.0 clients (RFC 9110 10.1.1).
         self.cycle = RequestCycle.create(
-            scope, self.writer, self.loop, settings.logger, settings.access_log,
-            head.expect_continue and not head.http_1_0)
+            scope, self.writer, self.loop, settings.log, head.expect_continue and not head.http_1_0)
         if self.input_ended:
             self.cycle.input_ended = True
         return 0
@@ -394,14 +394,14 @@ cdef class HttpProtocol(Connection):
             settings.logger.warning("Exceeded concurrency limit.")
             return cycle.refuse(503)
         # The context the request's own task would have had.
-        context = Context() if settings.reset_contextvars else PyContext_CopyCurrent()
+        cycle.context = Context() if settings.reset_contextvars else PyContext_CopyCurrent()
         runner = self.runner
         if runner is not None and runner.waiting():
-            return runner.run_eagerly(cycle, context)
+            return runner.run_eagerly(cycle)
         if runner is not None:
             # Its application still runs, after its response: it ends with it.
             runner.retire()
-        self.runner = RequestRunner.start(self.loop, settings.app, self.state.tasks, cycle, context)
+        self.runner = RequestRunner.start(self.loop, settings.app, self.state.tasks, cycle)
         return 0
 
     cdef int on_response_complete(self) except -1:

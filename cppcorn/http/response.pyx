@@ -6,21 +6,10 @@ from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memchr, memcmp, memmove
 
 from cppcorn.http.connection cimport Connection
-from cppcorn.includes.byte_buffer cimport (
-    cc_buffer_append,
-    cc_buffer_free,
-    cc_buffer_init,
-    cc_buffer_reserve,
-    cc_buffer_shrink,
-)
-from cppcorn.includes.http_bytes cimport (
-    cc_copy_field_value,
-    cc_copy_token_lower,
-    cc_equals_lower,
-    cc_parse_content_length,
-    cc_strip_ows,
-    cc_write_hex,
-)
+from cppcorn.includes.byte_buffer cimport cc_buffer_append, cc_buffer_free, cc_buffer_init, cc_buffer_reserve
+from cppcorn.includes.byte_buffer cimport cc_buffer_shrink
+from cppcorn.includes.http_bytes cimport cc_copy_field_value, cc_copy_token_lower, cc_equals_lower
+from cppcorn.includes.http_bytes cimport cc_parse_content_length, cc_strip_ows, cc_write_hex
 
 
 cdef enum:
@@ -136,6 +125,7 @@ cdef int write_headers(OutputBuffer out, object headers, HeadInfo* info) except 
     cdef const char* value_data
     cdef char* line
     cdef const char* token
+    cdef const char* stripped
     cdef const char* comma
     cdef size_t name_length, value_length, token_length, rest
     cdef uint64_t content_length
@@ -220,7 +210,9 @@ cdef int write_headers(OutputBuffer out, object headers, HeadInfo* info) except 
             while True:
                 comma = <const char*>memchr(token, b',', rest)
                 token_length = (comma - token) if comma != NULL else rest
-                if cc_equals_lower(cc_strip_ows(token, &token_length), token_length, b"close", 5):
+                # Stripped first: C leaves the order of a call's arguments open.
+                stripped = cc_strip_ows(token, &token_length)
+                if cc_equals_lower(stripped, token_length, b"close", 5):
                     info.connection_close = True
                 if comma == NULL:
                     break
@@ -301,9 +293,6 @@ cdef class Http11Writer(ResponseWriter):
         self.keep_alive = keep_alive
         self.http_1_0 = http_1_0
         self.is_head = is_head
-        self.no_body = False
-        self.chunked = False
-        self.content_remaining = -1
         return 0
 
     cdef int start(self, object status, object headers) except -1:
@@ -317,6 +306,8 @@ cdef class Http11Writer(ResponseWriter):
         write_headers(out, headers, &info)
         self.progress = RESPONSE_STARTED
         self.no_body = self.is_head or code < 200 or code == 204 or code == 304
+        self.chunked = False
+        self.content_remaining = -1
         if info.connection_close:
             self.keep_alive = False
         if info.chunked:
@@ -346,14 +337,18 @@ cdef class Http11Writer(ResponseWriter):
         if self.no_body:
             size = 0
         elif self.content_remaining >= 0:
+            # A response that ends at another length than it announced
+            # cannot be completed: the connection closes.
             if <long long>size > self.content_remaining:
+                if not more_body:
+                    self.abandon()
                 raise RuntimeError("Response content longer than Content-Length")
             self.content_remaining -= size
             if not more_body and self.content_remaining != 0:
-                # Send what there is, then fail the response: the
-                # application's error closes the connection.
+                # Send what there is first.
                 if out.buf.length or size:
                     self._flush_with(body, size, False)
+                self.abandon()
                 raise RuntimeError("Response content shorter than Content-Length")
         if not more_body:
             # Counted before the last bytes go out, so that a client holding

@@ -10,9 +10,7 @@ cdef class RequestRunner:
     cdef readonly object task
     cdef RequestCycle cycle         # the request whose application runs
     cdef object coroutine           # that application's coroutine
-    cdef object context             # that request's context
     cdef RequestCycle next_cycle    # the request the next step starts
-    cdef object next_context
     cdef object waiter              # what the task waits on between requests
     cdef object handoff             # what an eagerly started application
     cdef bint handed_off            # yielded, for the task to take over
@@ -20,11 +18,11 @@ cdef class RequestRunner:
     cdef bint retired               # no more requests will be handed to it
 
     @staticmethod
-    cdef RequestRunner start(object loop, object app, set tasks, RequestCycle cycle, object context)
+    cdef RequestRunner start(object loop, object app, set tasks, RequestCycle cycle)
     cdef bint waiting(self) except -1
-    cdef int run_eagerly(self, RequestCycle cycle, object context) except -1
+    cdef int run_eagerly(self, RequestCycle cycle) except -1
     cdef int retire(self) except -1
-    cdef int _resume(self, RequestCycle cycle, object context) except -1
+    cdef int _resume(self, RequestCycle cycle) except -1
     cdef int _wake(self) except -1
     cdef object _step(self, object value, object exc)
     cdef object _step_app(self, object value, object exc)

@@ -66,14 +66,13 @@ cdef class RequestRunner:
     """
 
     @staticmethod
-    cdef RequestRunner start(object loop, object app, set tasks, RequestCycle cycle, object context):
-        """A runner whose task's first step starts `cycle` in `context`."""
+    cdef RequestRunner start(object loop, object app, set tasks, RequestCycle cycle):
+        """A runner whose task's first step starts `cycle`."""
         cdef RequestRunner runner = RequestRunner.__new__(RequestRunner)
         runner.loop = loop
         runner.app = app
         runner.tasks = tasks
         runner.next_cycle = cycle
-        runner.next_context = context
         runner.task = loop.create_task(runner)
         # Counted as running while a request's application runs in it
         # (--limit-concurrency, graceful shutdown): until _request_done().
@@ -90,9 +89,8 @@ cdef class RequestRunner:
         self.retired = True
         return self._wake()
 
-    cdef int _resume(self, RequestCycle cycle, object context) except -1:
+    cdef int _resume(self, RequestCycle cycle) except -1:
         self.next_cycle = cycle
-        self.next_context = context
         self.waiter.set_result(None)
         return 0
 
@@ -125,16 +123,17 @@ cdef class RequestRunner:
         coroutine = self.coroutine
         if coroutine is not None:
             self.coroutine = None
-            PyContext_Enter(self.context)
+            context = self.cycle.context
+            PyContext_Enter(context)
             try:
                 coroutine.close()
             finally:
-                PyContext_Exit(self.context)
+                PyContext_Exit(context)
         if self.cycle is not None:
             self.tasks.discard(self.task)
         self._finish()
 
-    cdef int run_eagerly(self, RequestCycle cycle, object context) except -1:
+    cdef int run_eagerly(self, RequestCycle cycle) except -1:
         """Start `cycle`'s application at once, inside the callback that
         brought its request, as the task's own step would have: an
         application that never waits is done without a trip through the
@@ -148,19 +147,18 @@ cdef class RequestRunner:
                 previous = swap_current_task(loop, self.task)
             except RuntimeError:
                 # The loop is not running (a protocol driven by hand).
-                return self._resume(cycle, context)
+                return self._resume(cycle)
             if previous is not None:
                 # Inside another task's step, not a loop callback: asyncio.
                 # current_task() could not be this task, so its own step
                 # runs it.
                 swap_current_task(loop, previous)
-                return self._resume(cycle, context)
+                return self._resume(cycle)
         elif PyDict_GetItem(current_tasks, loop) is not NULL:
-            return self._resume(cycle, context)
+            return self._resume(cycle)
         else:
             current_tasks[loop] = self.task
         self.cycle = cycle
-        self.context = context
         try:
             yielded = self._step_app(None, None)
         finally:
@@ -215,8 +213,6 @@ cdef class RequestRunner:
                 return STEP_DONE
             self.next_cycle = None
             self.cycle = cycle
-            self.context = self.next_context
-            self.next_context = None
         cycle = self.cycle
         yielded = self._step_app(value, exc)
         if yielded is not APP_RETURNED:
@@ -230,7 +226,7 @@ cdef class RequestRunner:
         cdef RequestCycle cycle = self.cycle
         cdef PyObject *result = NULL
         cdef object outcome
-        context = self.context
+        cdef object context = cycle.context
         PyContext_Enter(context)
         try:
             try:
@@ -255,7 +251,6 @@ cdef class RequestRunner:
                 self._request_done(cycle, outcome, None)
         finally:
             PyContext_Exit(context)
-        self.context = None
         return APP_RETURNED
 
     cdef int _request_done(self, RequestCycle cycle, object outcome, object error) except -1:
@@ -288,8 +283,6 @@ cdef class RequestRunner:
     cdef int _finish(self) except -1:
         self.retired = True
         self.next_cycle = None
-        self.next_context = None
-        self.context = None
         self.waiter = None
         self.handoff = None
         return 0

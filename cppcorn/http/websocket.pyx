@@ -23,20 +23,9 @@ from cppcorn.http.parser cimport RequestHead
 from cppcorn.http.response cimport HeadInfo, OutputBuffer, send_plain_response, write_headers, write_status_line
 from cppcorn.includes.byte_buffer cimport cc_buffer_append, cc_buffer_free, cc_buffer_init
 from cppcorn.includes.compat cimport CC_TASKS_TAKE_CONTEXT
-from cppcorn.includes.websocket_frame cimport (
-    CC_WS_BINARY,
-    CC_WS_CLOSE,
-    CC_WS_CONTINUATION,
-    CC_WS_PING,
-    CC_WS_PONG,
-    CC_WS_TEXT,
-    cc_utf8_feed,
-    cc_utf8_init,
-    cc_ws_frame,
-    cc_ws_parse_header,
-    cc_ws_unmask,
-    cc_ws_write_header,
-)
+from cppcorn.includes.websocket_frame cimport CC_WS_BINARY, CC_WS_CLOSE, CC_WS_CONTINUATION, CC_WS_PING, CC_WS_PONG
+from cppcorn.includes.websocket_frame cimport CC_WS_TEXT, cc_utf8_feed, cc_utf8_init, cc_ws_frame, cc_ws_parse_header
+from cppcorn.includes.websocket_frame cimport cc_ws_unmask, cc_ws_write_header
 
 cdef enum:
     # Frames up to this size are written as one bytes object with their
@@ -683,7 +672,8 @@ cdef class WebSocketProtocol(Connection):
         if self.http_response is None:
             status = message.get("status")
             if type(status) is not int or not 100 <= status <= 599:
-                raise RuntimeError(f"'websocket.http.response.start' status must be an int in 100..599, got {status!r}.")
+                raise RuntimeError(
+                    f"'websocket.http.response.start' status must be an int in 100..599, got {status!r}.")
             self.http_response = [status, list(message.get("headers") or []), []]
             return 0
         body = message.get("body", EMPTY)
