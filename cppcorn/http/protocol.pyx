@@ -440,18 +440,19 @@ cdef class HttpProtocol(Connection):
         """The upgrade request is parsed: hand the connection over to the
         WebSocket protocol, with the bytes that came after the request."""
         cdef WebSocketProtocol websocket = self.upgrade
-        cdef object transport = self.transport
-        cdef bint reading_paused = self.reading_paused
         self.upgrade = None
         if websocket.refusal:
             return websocket.refuse_handshake(self)
         if self.runner is not None:
             self.runner.retire()
+        # What waits on this connection's writes is released, as when a
+        # connection is lost.
         self.detach()
         self.phase = PHASE_CLOSED
-        self.transport = None
         self.writer = None
-        return websocket.start(transport, reading_paused, PyBytes_FromStringAndSize(rest, length))
+        websocket.start(self, PyBytes_FromStringAndSize(rest, length))
+        self.transport = None
+        return 0
 
     cdef int _parse_error(self) except -1:
         cdef RequestParser parser = self.parser

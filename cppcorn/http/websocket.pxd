@@ -76,7 +76,7 @@ cdef class WebSocketProtocol(Connection):
     cdef WebSocketProtocol for_request(WebSocketSettings settings, ServerState state, object loop,
                                        dict scope, RequestHead head)
     cdef int refuse_handshake(self, Connection http) except -1
-    cdef int start(self, object transport, bint reading_paused, bytes rest) except -1
+    cdef int start(self, Connection http, bytes rest) except -1
     cdef size_t _parse(self, const unsigned char* data, size_t length) except? 0
     cdef int _on_frame(self, int opcode, bint fin, bint rsv1, bytes payload) except -1
     cdef int _on_message(self, int opcode, bytes payload, bint compressed) except -1

@@ -263,13 +263,15 @@ cdef class WebSocketProtocol(Connection):
         self.waiters = []
         self.message_chunks = []
 
-    cdef int start(self, object transport, bint reading_paused, bytes rest) except -1:
-        """Take over the transport from the HTTP protocol (which left its
-        reading paused or not) and run the app; `rest` holds bytes that
-        arrived after the upgrade request."""
+    cdef int start(self, Connection http, bytes rest) except -1:
+        """Take over the HTTP connection's transport, its reading paused or
+        not and its writes backed up or not, and run the app; `rest` holds
+        bytes that arrived after the upgrade request."""
         cdef WebSocketSettings settings = self.settings
+        transport = http.transport
         self.attach(transport)
-        self.reading_paused = reading_paused
+        self.reading_paused = http.reading_paused
+        self.writing_paused = http.writing_paused
         transport.set_protocol(self)
         coroutine = self.run_asgi()
         context = Context() if settings.reset_contextvars else None
