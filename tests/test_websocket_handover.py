@@ -1,0 +1,68 @@
+"""The hand-over of a connection from HTTP/1.1 to the WebSocket protocol when
+the upgrade request was pipelined behind an HTTP request: the WebSocket side
+takes the connection as HTTP left it (reading paused while the request before
+it was answered, writes backed up), and nothing waits forever on the HTTP
+side."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.websocket_client import TEXT, RawWebSocket, encode_frame
+
+BIG = 8 * 1024 * 1024
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            await send({"type": "websocket.send", "text": message["text"]})
+    if scope["path"] == "/slow":
+        await asyncio.sleep(0.2)
+        body = b"slow"
+    else:
+        body = b"x" * BIG
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(body))]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def test_upgrade_pipelined_behind_a_slow_request(serve):
+    """Reading was paused while the slow response was under way; the
+    WebSocket connection reads again once the handshake is accepted."""
+    server = serve(app)
+    client = RawWebSocket(server.port)
+    try:
+        client.send_raw(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n" + client.request("/ws"))
+        response = client.read_handshake()
+        assert (response.status, client.read_body()) == (200, b"slow")
+        assert client.read_handshake().status == 101
+        client.send_raw(encode_frame(TEXT, b"echo me"))
+        frame = client.recv_data_frame()
+        assert (frame.opcode, frame.payload) == (TEXT, b"echo me")
+    finally:
+        client.close()
+
+
+def test_upgrade_pipelined_behind_a_response_waiting_for_the_drain(serve):
+    """The large response's last send() waits for the write buffer to drain
+    when the connection is handed over: it is released, its task ends, and
+    the server stops without a graceful-shutdown timeout."""
+    server = serve(app)
+    client = RawWebSocket(server.port, timeout=10.0)
+    try:
+        client.send_raw(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" + client.request("/ws"))
+        response = client.read_handshake()
+        assert response.status == 200
+        assert len(client.read_body()) == BIG
+        assert client.read_handshake().status == 101
+        client.send_raw(encode_frame(TEXT, b"after"))
+        assert client.recv_data_frame().payload == b"after"
+    finally:
+        client.close()
+    server.stop()
+    assert not server.state.tasks
