@@ -105,8 +105,8 @@ def run_to_end(argv: list[str], timeout: float) -> tuple[int, str, resource.stru
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         finally:
-            timer.cancel()
-            _started.remove(proc)
+            timer.cancel()  # interrupted, it stays in _started: main() stops it
+        _started.remove(proc)
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         return proc.returncode, out.read().decode(errors="replace"), usage
