@@ -1,21 +1,7 @@
-"""pyperf benchmarks of asyncio event loops: stdlib asyncio, uvloop, cppcorn.loop.
-
-Every benchmark runs once per event loop under test, named `<benchmark>[<loop>]`
-(`call_soon[uvloop]`), and reports the time of one operation: one callback,
-one timer, one echo round trip. pyperf runs every benchmark in its own worker
-processes, so a worker only ever creates the one loop it measures. Each timed
-call builds a fresh loop (and its server and connection), measures, checks
-what came back, and tears everything down.
-
-    python bench/loop.py --fast -o /tmp/loopbench.json        # about 1.5 minutes on 2 cores
-    python bench/loop.py -o bench/results/loop.json           # about 3 minutes
-    python bench/loop.py --event-loops asyncio,uvloop --bench 'tcp_*'
-    python bench/loop.py --summary bench/results/loop.json    # the table again
-
-After a run it prints a markdown table of the medians and the ratios between
-loops (docs: bench/README.md, "Event loop benchmark"). Only 127.0.0.1 and a
-Unix socket in a fresh temporary directory are used.
-"""
+"""pyperf benchmarks of asyncio event loops (stdlib, uvloop, cppcorn.loop), each named `<benchmark>[<loop>]`,
+timing one operation: a callback, a timer, an echo round trip. Each runs in its own worker processes, which
+create only the loop they measure, on a fresh loop per timed call; every answer is checked. A markdown table of
+medians and ratios follows (bench/README.md). Only 127.0.0.1 and a Unix socket in a new directory are used."""
 
 from __future__ import annotations
 
@@ -28,7 +14,6 @@ import importlib.metadata
 import importlib.util
 import os
 import platform
-import re
 import shutil
 import socket
 import sys
@@ -37,124 +22,59 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any, cast
 
 import pyperf
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"  # the only address this script ever binds or connects to
-
+HOST = "127.0.0.1"
 LOOP_NAMES = ("asyncio", "uvloop", "cppcorn")
-# The ratio columns compare every loop with these two, in this order.
-REFERENCE_LOOPS = ("asyncio", "uvloop")
+REFERENCE_LOOPS = ("asyncio", "uvloop")  # the ratio columns compare every loop with these
+BATCH = 10_000  # callbacks or timers per pyperf loop
+# pyperf calibrates a timed call to 0.1-0.2 s: only a hung loop reaches these. The first ends the call cleanly, the
+# second kills a worker stuck in C, where no asyncio timeout fires; either way the benchmark fails.
+CALL_TIMEOUT, WATCHDOG_SECONDS = 30.0, 60.0
 
-CALLBACKS_PER_BATCH = 10_000
-TIMERS_PER_BATCH = 10_000
-KIB = 1024
-
-# pyperf calibrates one timed call to take 0.1-0.2 s, so these bounds are only
-# ever reached by a loop that hangs. The first ends the call cleanly (sockets
-# closed); the second kills the worker even if the loop is stuck in C, where
-# no asyncio timeout can fire. Either way the benchmark is reported as failed.
-CALL_TIMEOUT = 30.0
-WATCHDOG_SECONDS = 60.0
-
-LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 Messages = tuple[bytes, bytes]
+Factory = Callable[[], asyncio.Protocol]
 
 
 class EchoError(AssertionError):
     """What came back is not what was sent: the benchmark measured nothing useful."""
 
 
-# --------------------------------------------------------------------------
-# The loops under test.
-# --------------------------------------------------------------------------
+def new_loop(name: str) -> asyncio.AbstractEventLoop:
+    if name == "asyncio":
+        return asyncio.SelectorEventLoop()  # not new_event_loop(): it follows whatever policy is set
+    if name == "uvloop":
+        import uvloop
 
-
-def import_cppcorn_loop() -> ModuleType:
-    # An installed cppcorn wins (as in the other benchmarks); without one, use
-    # this checkout, whose extensions are built in place. Appended, not
-    # prepended, so that the checkout never shadows anything installed.
+        return uvloop.new_event_loop()
+    # An installed cppcorn wins; without one, this checkout's, built in place (appended: it shadows nothing).
     if importlib.util.find_spec("cppcorn") is None and str(REPO_ROOT) not in sys.path:
         sys.path.append(str(REPO_ROOT))
     import cppcorn.loop
 
-    return cppcorn.loop
-
-
-def loop_factory(name: str) -> LoopFactory:
-    """The callable that makes a new loop; imports only that loop's module."""
-    if name == "asyncio":
-        # Named explicitly rather than asyncio.new_event_loop(), which would
-        # follow whatever event loop policy something may have installed.
-        return asyncio.SelectorEventLoop
-    if name == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop
-    if name == "cppcorn":
-        factory: LoopFactory = import_cppcorn_loop().new_event_loop  # an untyped module
-        return factory
-    raise ValueError(f"unknown event loop {name!r}")
-
-
-def new_loop(name: str) -> asyncio.AbstractEventLoop:
-    return loop_factory(name)()
+    return cppcorn.loop.new_event_loop()
 
 
 def loop_version(name: str) -> str:
-    """Which build is measured, found without importing the loop's module.
-
-    Computed in every worker (pyperf attaches it to the run there), so it must
-    not import loops other than the one that worker measures.
-    """
+    """Which build is measured, found without importing any loop: every worker computes it, and must import only the
+    loop it measures."""
     if name == "asyncio":
         return f"Python {platform.python_version()}"
     if name == "uvloop":
-        try:
-            return f"uvloop {importlib.metadata.version('uvloop')}"
-        except importlib.metadata.PackageNotFoundError:
-            return "uvloop (version unknown)"
-    if name == "cppcorn":
-        # Which directory the package comes from, found without running it (a
-        # top-level find_spec imports nothing); with no cppcorn on sys.path,
-        # the checkout, as import_cppcorn_loop() does.
-        spec = importlib.util.find_spec("cppcorn")
-        locations = list(spec.submodule_search_locations or []) if spec is not None else []
-        return f"cppcorn.loop from {locations[0] if locations else REPO_ROOT / 'cppcorn'}"
-    raise ValueError(name)
+        return f"uvloop {importlib.metadata.version('uvloop')}" if importlib.util.find_spec("uvloop") else "no uvloop"
+    spec = importlib.util.find_spec("cppcorn")  # a top-level find_spec imports nothing
+    return f"cppcorn.loop from {spec.submodule_search_locations[0] if spec else REPO_ROOT / 'cppcorn'}"
 
 
-def probe_loop(name: str) -> str | None:
-    """Make the loop and run a coroutine on it; None if that works, else why not."""
-    try:
-        loop = new_loop(name)
-    except Exception as exc:  # noqa: BLE001 - any failure means: skip this loop
-        return f"{type(exc).__name__}: {exc}"
-    try:
-        async def answer() -> int:
-            await asyncio.sleep(0)
-            return 42
-
-        if loop.run_until_complete(answer()) != 42:
-            return "a coroutine's result did not come back"
-    except Exception as exc:  # noqa: BLE001 - the same
-        return f"{type(exc).__name__}: {exc}"
-    finally:
-        loop.close()
-    return None
-
-
-# --------------------------------------------------------------------------
-# Shared pieces: test messages, echo protocols.
-# --------------------------------------------------------------------------
+# -- Echo pieces (bench/loop_memory.py uses them too). ------------------------
 
 
 def make_messages(size: int) -> Messages:
-    # Random bytes, two different messages sent alternately: an echo of
-    # zeros, of stale buffer memory, or of the previous message never passes.
+    # Two different random messages, sent alternately: an echo of zeros, of stale buffer memory or of the previous
+    # message never passes.
     return os.urandom(size), os.urandom(size)
 
 
@@ -162,45 +82,32 @@ class EchoServerProtocol(asyncio.Protocol):
     """Writes back everything it receives, as it arrives."""
 
     def __init__(self, transports: set[asyncio.BaseTransport]) -> None:
-        # The benchmark closes these itself when it ends, instead of relying
-        # on the server seeing the client's close in time.
+        # The benchmark closes these itself rather than wait for the server to see the client's close.
         self.transports = transports
-        self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A cast, not an isinstance check: uvloop's transports do not derive
-        # from asyncio.Transport, they only behave like one.
+        # A cast: uvloop's transports only behave like asyncio.Transport.
         self.transport = cast(asyncio.Transport, transport)
         self.transports.add(transport)
 
     def data_received(self, data: bytes) -> None:
-        assert self.transport is not None
         self.transport.write(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.transport is not None:
-            self.transports.discard(self.transport)
+        self.transports.discard(self.transport)
 
 
 class PingPongClient(asyncio.Protocol):
-    """Sends a message, waits for its complete echo, checks it, sends the next.
-
-    Driven entirely from data_received, with no task or future per round trip:
-    the time measured is the loop's (and the kernel's), not coroutine overhead.
-    """
+    """Sends a message, waits for its whole echo, checks it, sends the next: driven from data_received, with no task or
+    future per round trip, so that the time is the loop's (and the kernel's), not coroutine overhead."""
 
     def __init__(self, messages: Messages) -> None:
-        self.messages = messages
-        self.size = len(messages[0])
+        self.messages, self.size = messages, len(messages[0])
         self.buffer = bytearray()
-        self.sent = 0  # messages sent so far; its parity picks the message
-        self.remaining = 0
-        self.echoed = 0  # complete, correct echoes received so far
-        self.transport: asyncio.Transport | None = None
+        self.sent = self.remaining = self.echoed = 0  # the parity of `sent` picks the message
         self.done: asyncio.Future[None] | None = None
         loop = asyncio.get_running_loop()
-        # Not every loop has called connection_made() by the time
-        # create_connection() returns (uvloop has not): wait for it.
+        # Not every loop has called connection_made() when create_connection() returns (uvloop has not).
         self.connected: asyncio.Future[None] = loop.create_future()
         self.closed: asyncio.Future[None] = loop.create_future()
 
@@ -209,46 +116,38 @@ class PingPongClient(asyncio.Protocol):
         self.connected.set_result(None)
 
     def exchange(self, count: int) -> asyncio.Future[None]:
-        """Start `count` round trips; the future completes after the last echo."""
-        assert self.transport is not None and count > 0
+        """Starts `count` round trips; the future completes after the last echo."""
         self.done = asyncio.get_running_loop().create_future()
         self.remaining = count
-        self._send()
-        return self.done
-
-    def _send(self) -> None:
-        assert self.transport is not None
         self.transport.write(self.messages[self.sent & 1])
         self.sent += 1
+        return self.done
 
     def data_received(self, data: bytes) -> None:
-        buffer = self.buffer
-        if not buffer and len(data) == self.size:
+        if not self.buffer and len(data) == self.size:
             received: bytes | bytearray = data  # the whole echo in one read: no copy
         else:
-            buffer += data
-            if len(buffer) < self.size:
+            self.buffer += data
+            if len(self.buffer) < self.size:
                 return
-            received = buffer
-        # Longer than one message is wrong too: ping-pong means the server has
-        # nothing else to send.
+            received = self.buffer
+        # Longer than one message is wrong too: in a ping-pong the server has nothing else to send.
         if received != self.messages[(self.sent - 1) & 1]:
-            self._fail(EchoError(f"echo {self.echoed + 1} differs from the message sent "
-                                 f"({len(received)} bytes, {self.size} expected)"))
+            self._fail(EchoError(f"echo {self.echoed + 1} differs from the message ({len(received)} bytes)"))
             return
-        buffer.clear()
+        self.buffer.clear()
         self.echoed += 1
         self.remaining -= 1
         if self.remaining:
-            self._send()
+            self.transport.write(self.messages[self.sent & 1])
+            self.sent += 1
         elif self.done is not None and not self.done.done():
             self.done.set_result(None)
 
     def _fail(self, exc: Exception) -> None:
         if self.done is not None and not self.done.done():
             self.done.set_exception(exc)
-        if self.transport is not None:
-            self.transport.close()
+        self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.done is not None and not self.done.done():
@@ -257,18 +156,13 @@ class PingPongClient(asyncio.Protocol):
             self.closed.set_result(None)
 
 
-ServerStarter = Callable[[Callable[[], asyncio.Protocol]], Awaitable[asyncio.AbstractServer]]
-Connector = Callable[[Callable[[], asyncio.Protocol]], Awaitable[tuple[asyncio.BaseTransport, Any]]]
-
-
-async def protocol_echo(loops: int, messages: Messages, start_server: ServerStarter,
-                        connect: Connector) -> float:
-    """Ping-pong between a Protocol client and a Protocol echo server; `loops` round trips."""
-    server_transports: set[asyncio.BaseTransport] = set()
-    server = await start_server(lambda: EchoServerProtocol(server_transports))
+async def protocol_echo(loops: int, size: int, start_server: Callable[[Factory], Awaitable[asyncio.AbstractServer]],
+                        connect: Callable[[Factory, asyncio.AbstractServer], Awaitable[tuple[Any, Any]]]) -> float:
+    """`loops` round trips between a PingPongClient and an echo server."""
+    transports: set[asyncio.BaseTransport] = set()
+    server = await start_server(lambda: EchoServerProtocol(transports))
     try:
-        transport, client = await connect(lambda: PingPongClient(messages))
-        assert isinstance(client, PingPongClient)
+        transport, client = await connect(lambda: PingPongClient(make_messages(size)), server)
         try:
             await client.connected
             await client.exchange(1)  # untimed: the connection works both ways
@@ -280,7 +174,7 @@ async def protocol_echo(loops: int, messages: Messages, start_server: ServerStar
             await client.closed
     finally:
         server.close()
-        for server_transport in list(server_transports):
+        for server_transport in list(transports):
             server_transport.close()
         await server.wait_closed()
     if client.echoed != loops + 1:
@@ -288,130 +182,101 @@ async def protocol_echo(loops: int, messages: Messages, start_server: ServerStar
     return elapsed
 
 
-# --------------------------------------------------------------------------
-# The benchmarks. Each is a coroutine function taking pyperf's loop count and
-# returning the seconds its timed part took; it sets up and cleans up outside
-# the timed part and raises if anything came back wrong.
-# --------------------------------------------------------------------------
-
-
-class OrderedCounter:
-    """A callback that checks it is called with 0, 1, 2, ... in turn."""
-
-    def __init__(self) -> None:
-        self.next = 0
-
-    def tick(self, index: int) -> None:
-        # Exceptions raised in callbacks only reach the loop's exception
-        # handler, so a call out of order is recorded by not counting it.
-        if index == self.next:
-            self.next = index + 1
+# -- The benchmarks: coroutine functions taking pyperf's loop count and
+# returning the seconds of their timed part; they raise if anything came back wrong.
+# ------------------------------------------------------------------------
 
 
 async def bench_call_soon(loops: int) -> float:
-    """`loops` batches of CALLBACKS_PER_BATCH call_soon callbacks, all run in one iteration."""
+    """`loops` batches of call_soon() callbacks, each batch run in one iteration."""
     loop = asyncio.get_running_loop()
-    counter = OrderedCounter()
-    tick = counter.tick
-    indexes = range(CALLBACKS_PER_BATCH)
+    ran = 0
+
+    def tick(index: int) -> None:
+        # An exception in a callback only reaches the loop's handler: one out of order is recorded by not counting it.
+        nonlocal ran
+        ran += index == ran
+
+    call_soon, indexes = loop.call_soon, range(BATCH)
     start = time.perf_counter()
     for _ in range(loops):
         done = loop.create_future()
-        call_soon = loop.call_soon
         for index in indexes:
             call_soon(tick, index)
-        # Callbacks run first in, first out: this one runs after all the others.
-        call_soon(done.set_result, None)
+        loop.call_soon(done.set_result, None)  # first in, first out: it runs last
         await done
-        if counter.next != CALLBACKS_PER_BATCH:
-            raise EchoError(f"{counter.next} of {CALLBACKS_PER_BATCH} callbacks ran in order")
-        counter.next = 0
+        if ran != BATCH:
+            raise EchoError(f"{ran} of {BATCH} callbacks ran in order")
+        ran = 0
     return time.perf_counter() - start
 
 
-# Delays spread over 1-61 s in a scrambled order (7919 is prime, so i*7919 mod
-# N visits every slot once): the timer queue sees inserts all over it, not
-# only at one end, and no timer can come due while a batch runs.
-TIMER_DELAYS = tuple(1.0 + 60.0 * ((i * 7919) % TIMERS_PER_BATCH) / TIMERS_PER_BATCH
-                     for i in range(TIMERS_PER_BATCH))
-
-
-async def check_timers_work() -> None:
-    """Untimed: a due timer fires and a cancelled one does not, so cancel is not a no-op."""
-    loop = asyncio.get_running_loop()
-    fired = loop.create_future()
-    loop.call_later(0.002, fired.set_result, "kept")
-    # Due first: if cancel() were ignored, this one would set the result.
-    loop.call_later(0.001, fired.set_result, "cancelled").cancel()
-    if await fired != "kept":
-        raise EchoError("a cancelled timer fired")
+# Delays over 1-61 s in a scrambled order (7919 is prime: i*7919 mod N visits every slot once): inserts all over the
+# timer queue, and none comes due.
+TIMER_DELAYS = tuple(1.0 + 60.0 * ((i * 7919) % BATCH) / BATCH for i in range(BATCH))
 
 
 async def bench_call_later_cancel(loops: int) -> float:
-    """`loops` batches: TIMERS_PER_BATCH call_later timers, each cancelled, then one loop turn."""
+    """`loops` batches: call_later() timers, each cancelled, then one loop turn."""
     loop = asyncio.get_running_loop()
-    await check_timers_work()
-    fired = 0
+    fired = loop.create_future()  # untimed first: a cancelled timer must not fire
+    loop.call_later(0.002, fired.set_result, "kept")
+    loop.call_later(0.001, fired.set_result, "cancelled").cancel()
+    if await fired != "kept":
+        raise EchoError("a cancelled timer fired")
+    late = 0
 
     def never() -> None:
-        nonlocal fired
-        fired += 1
+        nonlocal late
+        late += 1
 
-    handles: list[asyncio.TimerHandle] = []
+    call_later, handles = loop.call_later, []
     start = time.perf_counter()
     for _ in range(loops):
-        call_later = loop.call_later
         handles = [call_later(delay, never) for delay in TIMER_DELAYS]
         for handle in handles:
             handle.cancel()
-        # One turn of the loop, which is where it drops cancelled timers.
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one turn of the loop, where it drops cancelled timers
     elapsed = time.perf_counter() - start
-    if fired or not all(handle.cancelled() for handle in handles):
-        raise EchoError(f"{fired} cancelled timers fired")
+    if late or not all(handle.cancelled() for handle in handles):
+        raise EchoError(f"{late} cancelled timers fired")
     return elapsed
 
 
 async def bench_tcp_protocol(loops: int, size: int) -> float:
     loop = asyncio.get_running_loop()
-    server: asyncio.AbstractServer | None = None
-
-    async def start_server(factory: Callable[[], asyncio.Protocol]) -> asyncio.AbstractServer:
-        nonlocal server
-        server = await loop.create_server(factory, HOST, 0)
-        return server
-
-    async def connect(factory: Callable[[], asyncio.Protocol]) -> tuple[asyncio.BaseTransport, Any]:
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        return await loop.create_connection(factory, HOST, port)
-
-    return await protocol_echo(loops, make_messages(size), start_server, connect)
+    return await protocol_echo(loops, size, lambda factory: loop.create_server(factory, HOST, 0),
+                               lambda factory, server: loop.create_connection(
+                                   factory, HOST, server.sockets[0].getsockname()[1]))
 
 
 async def bench_unix_protocol(loops: int, size: int) -> float:
     loop = asyncio.get_running_loop()
-    # A fresh private directory: nothing else can be listening on that path.
-    directory = tempfile.mkdtemp(prefix="cppcorn-loopbench-")
+    directory = tempfile.mkdtemp(prefix="cppcorn-loopbench-")  # nothing else can listen there
     path = os.path.join(directory, "echo.sock")
     try:
-        async def start_server(factory: Callable[[], asyncio.Protocol]) -> asyncio.AbstractServer:
-            return await loop.create_unix_server(factory, path)
-
-        async def connect(factory: Callable[[], asyncio.Protocol]) -> tuple[asyncio.BaseTransport, Any]:
-            return await loop.create_unix_connection(factory, path)
-
-        return await protocol_echo(loops, make_messages(size), start_server, connect)
+        return await protocol_echo(loops, size, lambda factory: loop.create_unix_server(factory, path),
+                                   lambda factory, _server: loop.create_unix_connection(factory, path))
     finally:
-        # Not every loop removes the socket file when its server closes.
-        shutil.rmtree(directory, ignore_errors=True)
+        shutil.rmtree(directory, ignore_errors=True)  # not every loop removes the socket file
+
+
+async def ping_pong(loops: int, messages: Messages, send: Callable[[bytes], Awaitable[None]],
+                    receive: Callable[[], Awaitable[bytes]]) -> float:
+    """An untimed round trip (the connection works), then `loops` timed ones, every echo checked."""
+    start = 0.0
+    for i in range(loops + 1):
+        if i == 1:
+            start = time.perf_counter()  # after the untimed round trip
+        await send(messages[i & 1])
+        if await receive() != messages[i & 1]:
+            raise EchoError(f"echo {i + 1} differs from the message sent")
+    return time.perf_counter() - start
 
 
 async def bench_tcp_streams(loops: int, size: int) -> float:
     """Ping-pong with asyncio streams on both ends: write, drain, readexactly."""
-    loop = asyncio.get_running_loop()
-    messages = make_messages(size)
-    handler_done: asyncio.Future[None] = loop.create_future()
+    handler_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -426,27 +291,18 @@ async def bench_tcp_streams(loops: int, size: int) -> float:
                 await writer.drain()
         finally:
             writer.close()
-            if not handler_done.done():
-                handler_done.set_result(None)
-
-    async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                       first: int, count: int) -> None:
-        for i in range(first, first + count):
-            message = messages[i & 1]
-            writer.write(message)
-            await writer.drain()
-            if await reader.readexactly(size) != message:
-                raise EchoError(f"echo {i + 1} differs from the message sent")
+            handler_done.set_result(None)
 
     server = await asyncio.start_server(echo, HOST, 0)
     try:
-        port = server.sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection(HOST, port)
+        reader, writer = await asyncio.open_connection(HOST, server.sockets[0].getsockname()[1])
+
+        async def send(message: bytes) -> None:
+            writer.write(message)
+            await writer.drain()
+
         try:
-            await exchange(reader, writer, 0, 1)  # untimed: the connection works
-            start = time.perf_counter()
-            await exchange(reader, writer, 1, loops)
-            elapsed = time.perf_counter() - start
+            elapsed = await ping_pong(loops, make_messages(size), send, lambda: reader.readexactly(size))
         finally:
             writer.close()
             await writer.wait_closed()
@@ -457,61 +313,39 @@ async def bench_tcp_streams(loops: int, size: int) -> float:
     return elapsed
 
 
-async def sock_recv_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, size: int) -> bytes:
-    """Exactly `size` bytes, or fewer only if the peer closed first."""
-    chunks: list[bytes] = []
-    remaining = size
-    while remaining:
-        chunk = await loop.sock_recv(sock, remaining)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
 async def bench_sock(loops: int, size: int) -> float:
     """Ping-pong between two non-blocking sockets with loop.sock_* on both ends."""
     loop = asyncio.get_running_loop()
-    messages = make_messages(size)
+
+    async def receive(sock: socket.socket) -> bytes:
+        """`size` bytes, or fewer if the peer closed first (one read, as a rule: no copy)."""
+        data = await loop.sock_recv(sock, size)
+        while data and len(data) < size and (chunk := await loop.sock_recv(sock, size - len(data))):
+            data += chunk
+        return data
 
     async def echo(conn: socket.socket) -> None:
-        while True:
-            data = await sock_recv_exactly(loop, conn, size)
-            if len(data) < size:
-                if data:
-                    raise EchoError(f"connection closed mid-message ({len(data)} bytes)")
-                return  # the client closed between messages: done
+        while data := await receive(conn):
             await loop.sock_sendall(conn, data)
 
-    async def exchange(client: socket.socket, first: int, count: int) -> None:
-        for i in range(first, first + count):
-            message = messages[i & 1]
-            await loop.sock_sendall(client, message)
-            if await sock_recv_exactly(loop, client, size) != message:
-                raise EchoError(f"echo {i + 1} differs from the message sent")
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener, \
-            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
-        listener.setblocking(False)
+    with socket.socket() as listener, socket.socket() as client:
         listener.bind((HOST, 0))
         listener.listen(1)
-        client.setblocking(False)
+        for sock in (listener, client):
+            sock.setblocking(False)
         accepting = asyncio.ensure_future(loop.sock_accept(listener))
         await loop.sock_connect(client, listener.getsockname())
         conn, _ = await accepting
         with conn:
             conn.setblocking(False)
-            # Raw sockets keep Nagle's algorithm on (transports turn it off),
-            # and Nagle with delayed ACKs stalls a ping-pong for tens of ms.
+            # Raw sockets keep Nagle's algorithm (transports turn it off), which with delayed ACKs stalls a ping-pong
+            # for tens of milliseconds.
             for sock in (client, conn):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             server_task = asyncio.ensure_future(echo(conn))
             try:
-                await exchange(client, 0, 1)  # untimed: the connection works
-                start = time.perf_counter()
-                await exchange(client, 1, loops)
-                elapsed = time.perf_counter() - start
+                elapsed = await ping_pong(loops, make_messages(size), lambda m: loop.sock_sendall(client, m),
+                                          lambda: receive(client))
                 client.shutdown(socket.SHUT_WR)  # the echo side sees EOF and returns
                 await server_task
             finally:
@@ -528,20 +362,18 @@ class Case:
 
 
 CASES = (
-    Case("call_soon", "per callback", bench_call_soon, CALLBACKS_PER_BATCH),
-    Case("call_later_cancel", "per timer", bench_call_later_cancel, TIMERS_PER_BATCH),
-    Case("tcp_protocol_1k", "per round trip", functools.partial(bench_tcp_protocol, size=KIB)),
-    Case("tcp_protocol_64k", "per round trip", functools.partial(bench_tcp_protocol, size=64 * KIB)),
-    Case("tcp_streams_1k", "per round trip", functools.partial(bench_tcp_streams, size=KIB)),
-    Case("tcp_streams_64k", "per round trip", functools.partial(bench_tcp_streams, size=64 * KIB)),
-    Case("sock_1k", "per round trip", functools.partial(bench_sock, size=KIB)),
-    Case("unix_protocol_1k", "per round trip", functools.partial(bench_unix_protocol, size=KIB)),
+    Case("call_soon", "per callback", bench_call_soon, BATCH),
+    Case("call_later_cancel", "per timer", bench_call_later_cancel, BATCH),
+    *(Case(f"tcp_{kind}_{k}k", "per round trip", functools.partial(run, size=k << 10))
+      for kind, run in (("protocol", bench_tcp_protocol), ("streams", bench_tcp_streams)) for k in (1, 64)),
+    Case("sock_1k", "per round trip", functools.partial(bench_sock, size=1024)),
+    Case("unix_protocol_1k", "per round trip", functools.partial(bench_unix_protocol, size=1024)),
 )
 
 
-def time_case(loops: int, factory: LoopFactory, case: Case) -> float:
-    """pyperf's time function: one fresh loop per call, torn down afterwards."""
-    loop = factory()
+def time_case(loops: int, loop_name: str, case: Case) -> float:
+    """pyperf's time function: a fresh loop per call, torn down afterwards."""
+    loop = new_loop(loop_name)
     faulthandler.dump_traceback_later(WATCHDOG_SECONDS, exit=True)
     try:
         return loop.run_until_complete(asyncio.wait_for(case.run(loops), CALL_TIMEOUT))
@@ -550,188 +382,91 @@ def time_case(loops: int, factory: LoopFactory, case: Case) -> float:
         loop.close()
 
 
-# --------------------------------------------------------------------------
-# The summary table.
-# --------------------------------------------------------------------------
-
-NAME_RE = re.compile(r"^(?P<case>[\w-]+)\[(?P<loop>[\w-]+)\]$")
-
-
 def format_seconds(seconds: float) -> str:
     """Three significant digits in the largest unit that keeps the number >= 1."""
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
-        if seconds >= scale or unit == "ns":
-            value = seconds / scale
-            decimals = 0 if value >= 100 else 1 if value >= 10 else 2
-            return f"{value:.{decimals}f} {unit}"
-    raise AssertionError("unreachable")
+    units = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9))
+    unit, scale = next((u, s) for u, s in units if seconds >= s or u == "ns")
+    value = seconds / scale
+    return f"{value:.{0 if value >= 100 else 1 if value >= 10 else 2}f} {unit}"
 
 
 def summary_table(benchmarks: list[pyperf.Benchmark]) -> str:
-    """Markdown: one row per benchmark, each loop's median, then speed ratios."""
-    medians: dict[str, dict[str, float]] = {}
-    spreads: dict[tuple[str, str], float] = {}  # median absolute deviation / median
-    versions: dict[str, set[str]] = {}
+    """Markdown: a row per benchmark, each loop's median ± median absolute deviation, then speed ratios."""
+    medians: dict[str, dict[str, str]] = {}
+    values: dict[tuple[str, str], float] = {}
+    versions: dict[str, str] = {}
     for bench in benchmarks:
-        match = NAME_RE.match(bench.get_name())
-        if match is None:
-            continue
-        median = bench.median()
-        medians.setdefault(match["case"], {})[match["loop"]] = median
-        if bench.get_nvalue() > 1:
-            spreads[match["case"], match["loop"]] = bench.median_abs_dev() / median
-        # Per run, not per benchmark: pyperf drops metadata that differs
-        # between runs, and a build replaced mid-run must show, not vanish.
-        for run in bench.get_runs():
-            version = run.get_metadata().get("event_loop_version")
-            if version:
-                versions.setdefault(match["loop"], set()).add(str(version))
-    if not medians:
-        return "no loop benchmarks found"
-
-    seen = {loop for row in medians.values() for loop in row}
-    loops = [name for name in LOOP_NAMES if name in seen] + sorted(seen - set(LOOP_NAMES))
+        case, _, loop = bench.get_name().rstrip("]").partition("[")
+        values[case, loop] = median = bench.median()
+        spread = f" ±{bench.median_abs_dev() / median:.0%}" if bench.get_nvalue() > 1 else ""
+        medians.setdefault(case, {})[loop] = format_seconds(median) + spread
+        versions[loop] = str(bench.get_metadata().get("event_loop_version", "?"))
+    seen = {loop for _, loop in values}
+    loops = [n for n in LOOP_NAMES if n in seen] + sorted(seen - set(LOOP_NAMES))
     ratios = [(loop, ref) for ref in REFERENCE_LOOPS if ref in seen
               for loop in loops if loop != ref and not (ref == "uvloop" and loop == "asyncio")]
     operations = {case.name: case.operation for case in CASES}
-
     header = ["benchmark", "op", *loops, *(f"{loop} vs {ref}" for loop, ref in ratios)]
-    lines = ["| " + " | ".join(header) + " |",
-             "|---|---|" + "---:|" * (len(header) - 2)]
-    order = [case.name for case in CASES if case.name in medians] + sorted(set(medians) - set(operations))
-    for case_name in order:
-        row = medians[case_name]
-        cells = [case_name, operations.get(case_name, "")]
-        for loop in loops:
-            if loop not in row:
-                cells.append("-")
-            elif (case_name, loop) in spreads:
-                cells.append(f"{format_seconds(row[loop])} ±{spreads[case_name, loop]:.0%}")
-            else:
-                cells.append(format_seconds(row[loop]))
-        for loop, ref in ratios:
-            if loop in row and ref in row:
-                cells.append(f"{row[ref] / row[loop]:.2f}x")
-            else:
-                cells.append("-")
+    lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
+    for case, row in medians.items():  # in the order they ran
+        cells = [case, operations.get(case, ""), *(row.get(loop, "-") for loop in loops)]
+        cells += [f"{values[case, ref] / values[case, loop]:.2f}x" if (case, loop) in values and (case, ref) in values
+                  else "-" for loop, ref in ratios]
         lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append("Medians of pyperf's values, ± their median absolute deviation. `A vs B` = B's "
-                 "median / A's: above 1, A is that many times faster than B; below 1, slower.")
-    described = []
-    for loop in loops:
-        if loop in versions:
-            text = " / ".join(sorted(versions[loop]))
-            if len(versions[loop]) > 1:
-                text += " (CHANGED during the run: the figures mix these builds)"
-            described.append(f"{loop} = {text}")
-    if described:
-        lines.append("Loops: " + "; ".join(described) + ".")
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------
-# Command line.
-# --------------------------------------------------------------------------
-
-
-def comma_list(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
-def selected_cases(patterns: list[str] | None) -> list[Case]:
-    if not patterns:
-        return list(CASES)
-    for pattern in patterns:
-        if not any(fnmatch.fnmatchcase(case.name, pattern) for case in CASES):
-            raise SystemExit(f"--bench {pattern!r} matches no benchmark; they are: "
-                             + ", ".join(case.name for case in CASES))
-    return [case for case in CASES if any(fnmatch.fnmatchcase(case.name, p) for p in patterns)]
-
-
-def pass_options_to_worker(cmd: list[str], args: argparse.Namespace) -> None:
-    # Workers get the loops the main process found usable, not the ones asked
-    # for: all processes must register the same benchmarks in the same order
-    # (pyperf picks a worker's benchmark by its position), even if cppcorn.loop
-    # becomes importable, or stops being, while the run goes on.
-    cmd.extend(["--event-loops", ",".join(args.event_loops)])
-    if args.bench:
-        cmd.extend(["--bench", ",".join(args.bench)])
+    return "\n".join([*lines, "", "Medians of pyperf's values, ± their median absolute deviation. `A vs B` = B's "
+                      "median / A's: above 1, A is that many times faster than B.",
+                      "Loops: " + "; ".join(f"{loop} = {versions[loop]}" for loop in loops) + "."])
 
 
 def main() -> None:
-    # Fewer worker processes than pyperf's default 20 (`-p` still overrides
-    # it; --fast halves it): 6 processes x 3 values still give 18 values per
-    # benchmark, and 8 benchmarks x 3 loops stay within ~3-4 minutes.
+    def pass_options_to_worker(cmd: list[str], args: argparse.Namespace) -> None:
+        # Every process must register the same benchmarks in the same order: pyperf picks a worker's benchmark by its
+        # position.
+        cmd.extend(["--event-loops", ",".join(args.event_loops), "--bench", ",".join(args.bench or ["*"])])
+
+    def comma_list(text: str) -> list[str]:
+        return [item.strip() for item in text.split(",") if item.strip()]
+
+    # 6 worker processes, not pyperf's 20 (`-p` overrides it, --fast halves it): 18 values per benchmark, and all of
+    # them in 3-4 minutes.
     runner = pyperf.Runner(processes=6, add_cmdline_args=pass_options_to_worker)
     runner.metadata["description"] = "asyncio event loops compared: callbacks, timers, echo round trips"
     parser = runner.argparser
     parser.add_argument("--event-loops", type=comma_list, default=list(LOOP_NAMES), metavar="LIST",
-                        help="comma-separated event loops to compare (default: %(default)s); "
-                             "any that cannot be imported is skipped with a message")
-    parser.add_argument("--bench", type=comma_list, default=None, metavar="PATTERNS",
-                        help="comma-separated benchmark names or shell patterns (default: all): "
-                             + ", ".join(case.name for case in CASES))
-    parser.add_argument("--summary", metavar="FILE.json",
-                        help="print the median table of a pyperf JSON file written with -o, and exit")
+                        help="comma-separated loops (default: %(default)s)")
+    parser.add_argument("--bench", type=comma_list, metavar="PATTERNS",
+                        help="comma-separated names or shell patterns (default: all): "
+                             + ", ".join(c.name for c in CASES))
     args = runner.parse_args()
-
-    if args.summary:
-        print(summary_table(list(pyperf.BenchmarkSuite.load(args.summary).get_benchmarks())))
-        return
-
-    unknown = [name for name in args.event_loops if name not in LOOP_NAMES]
-    if unknown:
+    if unknown := set(args.event_loops) - set(LOOP_NAMES):
         raise SystemExit(f"--event-loops: unknown {', '.join(unknown)} (known: {', '.join(LOOP_NAMES)})")
-    cases = selected_cases(args.bench)
+    patterns = args.bench or ["*"]
+    if unmatched := [p for p in patterns if not any(fnmatch.fnmatchcase(c.name, p) for c in CASES)]:
+        raise SystemExit(f"--bench {', '.join(unmatched)} matches no benchmark")
+    cases = [c for c in CASES if any(fnmatch.fnmatchcase(c.name, p) for p in patterns)]
 
-    if not args.worker:
-        usable = []
-        for name in args.event_loops:
-            problem = probe_loop(name)
-            if problem is None:
-                usable.append(name)
-                print(f"{name}: {loop_version(name)}", file=sys.stderr)
-            else:
-                print(f"{name}: skipped, it does not work here ({problem})", file=sys.stderr)
-        if not usable:
-            raise SystemExit("no event loop left to measure")
-        args.event_loops = usable
-
-    failed: list[str] = []
-    results: list[pyperf.Benchmark] = []
+    failed, results = [], []
     for case in cases:
-        # All loops of one benchmark run back to back, so that drift on a
-        # shared machine hits them alike.
-        for name in args.event_loops:
+        for name in args.event_loops:  # a benchmark's loops back to back: drift hits them alike
             bench_name = f"{case.name}[{name}]"
-            metadata = {"event_loop": name, "event_loop_version": loop_version(name),
-                        "operation": case.operation}
-            # Only the worker that measures this benchmark imports the loop.
-            factory: LoopFactory = functools.partial(new_loop, name)
+            metadata = {"event_loop": name, "event_loop_version": loop_version(name), "operation": case.operation}
             try:
-                bench = runner.bench_time_func(bench_name, time_case, factory, case,
-                                               inner_loops=case.inner_loops, metadata=metadata)
+                bench = runner.bench_time_func(bench_name, time_case, name, case, inner_loops=case.inner_loops,
+                                               metadata=metadata)
             except RuntimeError as exc:
                 if args.worker:
                     raise
-                # A worker failed (its traceback is above): report it and go
-                # on with the others. pyperf counts benchmarks only when they
-                # succeed; keep its count in step with the workers', which
-                # count every benchmark registered (a private attribute of
-                # pyperf 2.11, the version bench/requirements.txt pins).
+                # A worker failed (its traceback is above; a loop that does not work here fails every time): report it,
+                # go on. pyperf counts only benchmarks that succeed, its workers every one (a private attribute of
+                # pyperf 2.11, pinned in bench/requirements.txt).
                 runner._worker_task += 1
                 failed.append(bench_name)
                 print(f"\n{bench_name}: FAILED ({exc}); skipped", file=sys.stderr)
                 continue
             if bench is not None:
                 results.append(bench)
-
     if not args.worker and results:
-        print()
-        print(summary_table(results))
-        if failed:
-            print(f"Failed, not in the table: {', '.join(failed)}.")
+        print("\n" + summary_table(results) + (f"\nFailed, not in the table: {', '.join(failed)}." if failed else ""))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepares everything bench/load.py needs; safe to run again at any time.
+# Prepares everything the benchmarks need (bench/README.md); safe to run again at any time.
 #
 #   - checks for wrk, nginx and taskset (installs them with apt-get when run as
 #     root on Debian/Ubuntu, otherwise stops and says what is missing);
@@ -9,7 +9,7 @@
 # Environment: PYTHON (default python3) is the interpreter the venv is made
 # from; it must be Python 3.10 or newer. BENCH_VENV (default bench/.venv) is
 # where the venv goes: one per Python, to measure every server on another
-# (bench/load.py runs the servers with the Python that runs it).
+# (bench/load.py and bench/ws.py run the servers with the Python that runs them).
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -78,7 +78,7 @@ say "installing bench/requirements.txt"
 say "building and installing cppcorn from $REPO_ROOT"
 if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$REPO_ROOT"; then
     die "cppcorn did not build or install (pip's output is above). The peers are installed:
-    bench/load.py will report cppcorn as failed to start and still measure the others."
+    bench/load.py and bench/ws.py will report cppcorn as failed to start and still measure the others."
 fi
 
 say "ready: $VENV/bin/python $BENCH_DIR/load.py --help"

@@ -3,7 +3,8 @@ then frames built by hand (masked or not, any opcode, reserved bits, declared
 lengths), so that malformed input can be sent and the server's frames read
 back exactly as they are on the wire.
 
-Every read is bounded by the socket timeout.
+Every read is bounded by the socket timeout. Frames are built and parsed by
+module functions, which bench/ws.py's asynchronous load generator uses too.
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ def encode_frame(
     rsv3: bool = False,
     mask: bool = True,
     length: int | None = None,
+    key: bytes | None = None,
 ) -> bytes:
     """One frame as a client sends it. `length` overrides the declared
-    payload length (the payload itself is still `payload`)."""
+    payload length (the payload itself is still `payload`); `key` is the
+    masking key (default: a random one)."""
     declared = len(payload) if length is None else length
     head = bytearray(
         [(0x80 if fin else 0) | (0x40 if rsv1 else 0) | (0x20 if rsv2 else 0) | (0x10 if rsv3 else 0) | opcode]
@@ -54,7 +57,7 @@ def encode_frame(
         head += struct.pack("!Q", declared)
     if not mask:
         return bytes(head) + payload
-    key = os.urandom(4)
+    key = os.urandom(4) if key is None else key
     masked = bytes(byte ^ key[i % 4] for i, byte in enumerate(payload)) if len(payload) < 4096 else _mask(payload, key)
     return bytes(head) + key + masked
 
@@ -99,6 +102,39 @@ class Frame:
     @property
     def close_reason(self) -> str:
         return self.payload[2:].decode("utf-8")
+
+
+def parse_frame(data: bytes | bytearray) -> tuple[Frame, int] | None:
+    """The frame at the start of `data` (unmasked if it was masked) and its
+    length; None while `data` does not hold all of it."""
+    if len(data) < 2:
+        return None
+    first, second = data[0], data[1]
+    length, offset = second & 0x7F, 2
+    if length >= 126:
+        size = 2 if length == 126 else 8
+        if len(data) < offset + size:
+            return None
+        length = int.from_bytes(data[offset : offset + size], "big")
+        offset += size
+    masked = bool(second & 0x80)
+    payload_at = offset + 4 if masked else offset
+    end = payload_at + length
+    if len(data) < end:
+        return None
+    payload = bytes(data[payload_at:end])
+    if masked:
+        payload = _mask(payload, bytes(data[offset:payload_at]))
+    frame = Frame(
+        fin=bool(first & 0x80),
+        rsv1=bool(first & 0x40),
+        rsv2=bool(first & 0x20),
+        rsv3=bool(first & 0x10),
+        opcode=first & 0x0F,
+        masked=masked,
+        payload=payload,
+    )
+    return frame, end
 
 
 @dataclass
@@ -224,26 +260,11 @@ class RawWebSocket:
         self.send_frame(CLOSE, b"" if code is None else close_payload(code, reason))
 
     def recv_frame(self) -> Frame:
-        head = self._read_exactly(2)
-        length = head[1] & 0x7F
-        if length == 126:
-            length = struct.unpack("!H", self._read_exactly(2))[0]
-        elif length == 127:
-            length = struct.unpack("!Q", self._read_exactly(8))[0]
-        masked = bool(head[1] & 0x80)
-        key = self._read_exactly(4) if masked else b""
-        payload = self._read_exactly(length)
-        if masked:
-            payload = _mask(payload, key)
-        return Frame(
-            fin=bool(head[0] & 0x80),
-            rsv1=bool(head[0] & 0x40),
-            rsv2=bool(head[0] & 0x20),
-            rsv3=bool(head[0] & 0x10),
-            opcode=head[0] & 0x0F,
-            masked=masked,
-            payload=payload,
-        )
+        while (parsed := parse_frame(self.buffer)) is None:
+            self._fill()
+        frame, end = parsed
+        self.buffer = self.buffer[end:]
+        return frame
 
     def recv_data_frame(self) -> Frame:
         """The next frame that is not a ping or pong."""

@@ -1,1 +1,1 @@
-"""ASGI apps served by every server in the load benchmark (bench/load.py)."""
+"""ASGI apps served by every server in bench/load.py and bench/ws.py."""

@@ -1,9 +1,5 @@
-"""FastAPI hello: what most users' first endpoint looks like.
-
-The handler returns a dict, so FastAPI serialises it to JSON
-(`{"message":"Hello, world!"}`, application/json) through its default
-response class: the framework's ordinary path, routing and all.
-"""
+"""FastAPI hello, most users' first endpoint: the handler returns a dict, which FastAPI serialises to JSON
+through its default response class, the framework's ordinary path, routing and all."""
 
 from fastapi import FastAPI
 

@@ -1,11 +1,5 @@
-"""The smallest useful ASGI 3 app: a fixed 13-byte plain-text body.
-
-It measures the server, not the framework: no routing, no request body read.
-Lifespan is answered properly so that every server starts it the same way and
-none logs "lifespan unsupported".
-"""
+"""The smallest useful ASGI 3 app, a fixed 13-byte text/plain body: the server is what is measured."""
 
 from bench.apps.asgi import fixed_response
 
-BODY = b"Hello, world!"
-app = fixed_response(BODY, b"text/plain")
+app = fixed_response(b"Hello, world!", b"text/plain")
