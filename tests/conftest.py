@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import pytest
 
 from cppcorn.config import Config
 from cppcorn.server import Server
+from tests.subprocesses import BROKEN_MODULE, LIFESPAN_MODULE, ServerProcess, base_env
 
 try:
     import uvloop
@@ -131,6 +133,64 @@ def short_tmp() -> Iterator[Path]:
         yield Path(directory)
 
 
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """The directory `python_process` runs in, holding `lifespan.py` and
+    `broken.py` (see `tests.subprocesses`). Test modules override it to
+    write there the application modules their processes import."""
+    (tmp_path / "lifespan.py").write_text(LIFESPAN_MODULE)
+    (tmp_path / "broken.py").write_text(BROKEN_MODULE)
+    return tmp_path
+
+
+@pytest.fixture
+def python_process(workdir: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """`python_process(*args, env={...}, pass_fds=(...))`: `python ARGS` run
+    in `workdir` (as a `ServerProcess`), with `base_env(**env)`; killed with
+    its process group at the end of the test."""
+    with contextlib.ExitStack() as running:
+
+        def start(*args: str, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()) -> ServerProcess:
+            process = ServerProcess([sys.executable, *args], workdir, base_env(**(env or {})), pass_fds)
+            running.callback(process.stop)
+            return process
+
+        yield start
+
+
+@pytest.fixture
+def cppcorn_process(python_process: Callable[..., ServerProcess]) -> Callable[..., ServerProcess]:
+    """`cppcorn_process(*args, env={...}, pass_fds=(...))`: `python -m cppcorn
+    ARGS` in `workdir`, not waited for; killed at the end of the test."""
+
+    def start(*args: str, **kwargs: Any) -> ServerProcess:
+        return python_process("-m", "cppcorn", *args, **kwargs)
+
+    return start
+
+
+@pytest.fixture
+def listeners() -> Iterator[Callable[[], socket.socket]]:
+    """`listener = listeners()`: a TCP socket bound to a free loopback port
+    and listening, as a process manager would pass it; closed at the end."""
+    with contextlib.ExitStack() as sockets:
+
+        def make() -> socket.socket:
+            sock = sockets.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            sock.listen(64)
+            return sock
+
+        yield make
+
+
+@pytest.fixture
+def background() -> Iterator[Callable[..., Future[Any]]]:
+    """Run a blocking client call in a thread: `future = background(fn, *args)`."""
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        yield executor.submit
+
+
 @dataclass
 class RawResponse:
     status: int
@@ -226,7 +286,7 @@ class RawClient:
                 self.buffer += chunk
         except (ConnectionResetError, BrokenPipeError):
             return True
-        except socket.timeout:
+        except TimeoutError:
             return False
 
     def close(self) -> None:

@@ -8,20 +8,16 @@ and every process is killed at the end of its test.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import platform
 import re
 import signal
 import socket
 import ssl
 import subprocess
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +26,7 @@ import pytest
 
 import cppcorn
 from tests.conftest import posix_only
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-STARTUP_TIMEOUT = 10.0
-EXIT_TIMEOUT = 10.0
-
-# `running on http://127.0.0.1:PORT`, `https://...`, with any log format around it.
-RUNNING_ON = re.compile(r"running on (?P<scheme>https?)://(?P<host>[^:\s]+):(?P<port>\d+)")
+from tests.subprocesses import RUNNING_ON, ServerProcess, base_env, cppcorn_command, free_port
 
 APPS = '''
 """Applications the command-line tests serve."""
@@ -46,17 +35,9 @@ import json
 import os
 import sys
 
+from lifespan import lifespan
+
 IMPORT_ENV = os.environ.get("CPPCORN_TEST_VALUE")
-
-
-async def lifespan(receive, send):
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 async def respond(send, payload):
@@ -137,149 +118,11 @@ async def app(scope, receive, send):
 '''
 
 
-def base_env(**extra: str) -> dict[str, str]:
-    """The environment of a cppcorn process: ours, without variables that
-    would change its configuration, with the repository importable."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("CPPCORN_", "UVICORN_")) and key not in ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS")
-    }
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    env.update(extra)
-    return env
-
-
-class ServerProcess:
-    """A cppcorn subprocess whose stdout and stderr are read line by line in
-    background threads, so that tests can wait for a line with a deadline."""
-
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str], pass_fds: tuple[int, ...] = ()) -> None:
-        self.args = args
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cppcorn", *args],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            pass_fds=pass_fds,
-            # Its own process group, so that stop() also ends any workers
-            # a supervisor started.
-            start_new_session=True,
-        )
-        self.pid = self.proc.pid
-        self.port = 0
-        self.scheme = "http"
-        self.lines: dict[str, list[str]] = {"stdout": [], "stderr": []}
-        self._changed = threading.Condition()
-        self._readers = [
-            threading.Thread(target=self._read, args=(self.proc.stdout, "stdout"), daemon=True),
-            threading.Thread(target=self._read, args=(self.proc.stderr, "stderr"), daemon=True),
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    def _read(self, stream: Any, name: str) -> None:
-        for line in stream:
-            with self._changed:
-                self.lines[name].append(line.rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
-
-    @property
-    def stderr(self) -> str:
-        with self._changed:
-            return "\n".join(self.lines["stderr"])
-
-    @property
-    def stdout(self) -> str:
-        with self._changed:
-            return "\n".join(self.lines["stdout"])
-
-    @property
-    def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}"
-
-    def wait_for(
-        self, pattern: str | re.Pattern[str], stream: str = "stderr", timeout: float = STARTUP_TIMEOUT
-    ) -> re.Match[str]:
-        """Wait for a line matching `pattern` (a regex) on `stream`."""
-        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                for line in self.lines[stream]:
-                    match = regex.search(line)
-                    if match:
-                        return match
-                remaining = deadline - time.monotonic()
-                exited = self.proc.poll() is not None and not any(reader.is_alive() for reader in self._readers)
-                if exited or remaining <= 0:
-                    raise AssertionError(
-                        f"no line matching {regex.pattern!r} on {stream} "
-                        f"({'process exited with ' + str(self.proc.returncode) if exited else 'timed out'});\n"
-                        f"stderr:\n{chr(10).join(self.lines['stderr'])}\nstdout:\n{chr(10).join(self.lines['stdout'])}"
-                    )
-                self._changed.wait(min(remaining, 0.5))
-
-    def wait_started(self) -> ServerProcess:
-        """Wait for the `running on` line and remember the scheme and port."""
-        match = self.wait_for(RUNNING_ON)
-        self.scheme = match["scheme"]
-        self.port = int(match["port"])
-        return self
-
-    def send_signal(self, sig: int) -> None:
-        self.proc.send_signal(sig)
-
-    def wait_exit(self, timeout: float = EXIT_TIMEOUT) -> int:
-        """Wait for the process to end (and for its output to be read)."""
-        try:
-            returncode = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"cppcorn did not exit within {timeout} s; stderr:\n{self.stderr}") from None
-        for reader in self._readers:
-            reader.join(5)
-        return returncode
-
-    def stop(self) -> None:
-        if sys.platform != "win32":
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGKILL)
-        elif self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(EXIT_TIMEOUT)
-        for reader in self._readers:
-            reader.join(5)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
-
-
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
+def workdir(workdir: Path) -> Path:
     """The directory the processes run in, holding `apps.py`."""
-    (tmp_path / "apps.py").write_text(APPS)
-    return tmp_path
-
-
-@pytest.fixture
-def cppcorn_process(workdir: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """`start(*args, env={...}, pass_fds=(...))`: a running cppcorn process,
-    killed at the end of the test if it is still alive."""
-    processes: list[ServerProcess] = []
-
-    def start(*args: str, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()) -> ServerProcess:
-        process = ServerProcess(list(args), workdir, base_env(**(env or {})), pass_fds)
-        processes.append(process)
-        return process
-
-    yield start
-    for process in processes:
-        process.stop()
+    (workdir / "apps.py").write_text(APPS)
+    return workdir
 
 
 @pytest.fixture
@@ -300,7 +143,7 @@ def run_cli(workdir: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
 
     def run(*args: str, env: dict[str, str] | None = None, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "cppcorn", *args],
+            cppcorn_command(*args),
             cwd=workdir,
             env=base_env(**(env or {})),
             stdin=subprocess.DEVNULL,
@@ -312,44 +155,8 @@ def run_cli(workdir: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     return run
 
 
-@pytest.fixture
-def background() -> Iterator[Callable[..., Future[Any]]]:
-    """Run a blocking client call in a thread: `future = background(fn, *args)`."""
-    with ThreadPoolExecutor(max_workers=4) as executor:
-        yield executor.submit
-
-
-@pytest.fixture
-def listening_socket() -> Iterator[socket.socket]:
-    """A TCP socket bound to a free loopback port and listening."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    yield sock
-    sock.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def error_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("ERROR:")]
-
-
-def raw_get(port: int, path: str = "/") -> bytes:
-    """One GET over a raw socket: the response head exactly as sent."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return data.split(b"\r\n\r\n", 1)[0]
 
 
 # --- Version and help -------------------------------------------------------
@@ -443,9 +250,9 @@ def test_lifespan_startup_failed_message_exits_3(run_cli):
     assert "running on" not in result.stderr
 
 
-def test_port_in_use_exits_3(run_cli, listening_socket):
+def test_port_in_use_exits_3(run_cli, listeners):
     """Binding a port already in use: the OS error is logged, exit status 3."""
-    port = listening_socket.getsockname()[1]
+    port = listeners().getsockname()[1]
     result = run_cli("apps:echo", "--port", str(port))
     assert result.returncode == 3
     errors = error_lines(result.stderr)
@@ -652,9 +459,9 @@ def test_host_from_environment(serve_cli):
     assert response.status_code == 200
 
 
-def test_command_line_wins_over_environment(serve_cli, listening_socket):
+def test_command_line_wins_over_environment(serve_cli, listeners):
     """Options on the command line override CPPCORN_* variables."""
-    busy_port = listening_socket.getsockname()[1]
+    busy_port = listeners().getsockname()[1]
     server = serve_cli(
         "apps:echo", "--host", "127.0.0.1", "--port", "0",
         env={"CPPCORN_HOST": "127.0.0.2", "CPPCORN_PORT": str(busy_port)},
@@ -738,11 +545,12 @@ def test_root_path(serve_cli):
     assert payload["path"] == "/api/items"
 
 
-def test_header_option(serve_cli):
+def test_header_option(serve_cli, raw_client):
     """`--header "X-A: b"` adds `x-a: b` to every response."""
     server = serve_cli("apps:echo", "--header", "X-A: b")
-    head = raw_get(server.port)
-    assert b"\r\nx-a: b\r\n" in head
+    client = raw_client(server.port)
+    client.send(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+    assert b"\r\nx-a: b\r\n" in client.read_response().raw_head
     assert httpx.get(server.url, timeout=5).headers["x-a"] == "b"
 
 
@@ -794,8 +602,9 @@ def test_no_access_log(serve_cli):
 
 
 @posix_only
-def test_log_level_warning_hides_info(cppcorn_process, listening_socket):
+def test_log_level_warning_hides_info(cppcorn_process, listeners):
     """`--log-level warning`: neither INFO server lines nor access lines."""
+    listening_socket = listeners()
     port = listening_socket.getsockname()[1]
     fd = listening_socket.fileno()
     # The socket already listens, so the request waits in its backlog until
