@@ -27,6 +27,7 @@ import pytest
 import cppcorn
 from tests.conftest import posix_only
 from tests.subprocesses import RUNNING_ON, ServerProcess, base_env, cppcorn_command, free_port
+from tests.uvicorn_log_configs import uvicorn_log_config, uvicorn_log_ini
 
 APPS = '''
 """Applications the command-line tests serve."""
@@ -663,91 +664,25 @@ def test_env_file(serve_cli, workdir):
 
 # --- --log-config with a Uvicorn-style file -----------------------------------------
 
-UVICORN_STYLE_LOG_CONFIG = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "CUSTOM %(levelname)s %(message)s"},
-        "access": {
-            "()": "uvicorn.logging.AccessFormatter",
-            "fmt": 'CUSTOM-ACCESS %(client_addr)s "%(request_line)s" %(status_code)s',
-        },
-    },
-    "handlers": {
-        "default": {"formatter": "default", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
-        "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stdout"},
-    },
-    "loggers": {
-        "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
-        "uvicorn.error": {"level": "INFO"},
-        "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
-    },
-}
-
-UVICORN_STYLE_INI = """\
-[loggers]
-keys=root,uvicorn,uvicorn_error,uvicorn_access
-
-[handlers]
-keys=default,access
-
-[formatters]
-keys=default,access
-
-[logger_root]
-level=WARNING
-handlers=
-
-[logger_uvicorn]
-level=INFO
-handlers=default
-propagate=0
-qualname=uvicorn
-
-[logger_uvicorn_error]
-level=INFO
-handlers=
-propagate=1
-qualname=uvicorn.error
-
-[logger_uvicorn_access]
-level=INFO
-handlers=access
-propagate=0
-qualname=uvicorn.access
-
-[handler_default]
-class=logging.StreamHandler
-formatter=default
-args=(sys.stderr,)
-
-[handler_access]
-class=logging.StreamHandler
-formatter=access
-args=(sys.stdout,)
-
-[formatter_default]
-class=uvicorn.logging.DefaultFormatter
-format=CUSTOM %(levelname)s %(message)s
-
-[formatter_access]
-class=uvicorn.logging.AccessFormatter
-format=CUSTOM-ACCESS %(client_addr)s "%(request_line)s" %(status_code)s
-"""
+# Server lines, access lines.
+UVICORN_STYLE_FORMATS = (
+    "CUSTOM %(levelname)s %(message)s",
+    'CUSTOM-ACCESS %(client_addr)s "%(request_line)s" %(status_code)s',
+)
 
 
 def write_log_config(directory: Path, kind: str) -> Path:
     if kind == "json":
         path = directory / "logging.json"
-        path.write_text(json.dumps(UVICORN_STYLE_LOG_CONFIG))
+        path.write_text(json.dumps(uvicorn_log_config(*UVICORN_STYLE_FORMATS)))
     elif kind == "yaml":
         import yaml
 
         path = directory / "logging.yaml"
-        path.write_text(yaml.safe_dump(UVICORN_STYLE_LOG_CONFIG))
+        path.write_text(yaml.safe_dump(uvicorn_log_config(*UVICORN_STYLE_FORMATS)))
     else:
         path = directory / "logging.ini"
-        path.write_text(UVICORN_STYLE_INI)
+        path.write_text(uvicorn_log_ini(*UVICORN_STYLE_FORMATS))
     return path
 
 
