@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import sys
 import tempfile
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -45,6 +46,8 @@ else:
     HAVE_CPPCORN_LOOP = True
 
 LOOPS = ["asyncio"] + (["uvloop"] if uvloop is not None else []) + (["cppcorn"] if HAVE_CPPCORN_LOOP else [])
+
+T = TypeVar("T")
 
 STARTUP_TIMEOUT = 10.0
 SHUTDOWN_TIMEOUT = 10.0
@@ -110,20 +113,33 @@ def start_server(app: Any, loop: str = "asyncio", **kwargs: Any) -> RunningServe
     return RunningServer(server, thread, port, errors)
 
 
+def close_quietly(thing: Any) -> None:
+    with contextlib.suppress(OSError):
+        thing.close()
+
+
+def torn_down(factory: Callable[..., T], teardown: Callable[[T], None] = close_quietly) -> Iterator[Callable[..., T]]:
+    """The body of a fixture that hands out `factory`: `yield from
+    torn_down(RawClient)` yields `factory`, and at the end of the test tears
+    down what it made, in the order made (by default: closes it, ignoring
+    OSError)."""
+    made: list[T] = []
+
+    def make(*args: Any, **kwargs: Any) -> T:
+        thing = factory(*args, **kwargs)
+        made.append(thing)
+        return thing
+
+    yield make
+    for thing in made:
+        teardown(thing)
+
+
 @pytest.fixture
 def serve(loop: str) -> Iterator[Callable[..., RunningServer]]:
-    """Start a server for an app: `running = serve(app, **config_kwargs)`."""
-    running: list[RunningServer] = []
-
-    def _serve(app: Any, **kwargs: Any) -> RunningServer:
-        kwargs.setdefault("loop", loop)
-        server = start_server(app, **kwargs)
-        running.append(server)
-        return server
-
-    yield _serve
-    for server in running:
-        server.stop()
+    """Start a server for an app: `running = serve(app, **config_kwargs)`,
+    on the test's `loop` unless told; stopped at the end of the test."""
+    yield from torn_down(functools.partial(start_server, loop=loop), RunningServer.stop)
 
 
 @pytest.fixture
@@ -148,14 +164,11 @@ def python_process(workdir: Path) -> Iterator[Callable[..., ServerProcess]]:
     """`python_process(*args, env={...}, pass_fds=(...))`: `python ARGS` run
     in `workdir` (as a `ServerProcess`), with `base_env(**env)`; killed with
     its process group at the end of the test."""
-    with contextlib.ExitStack() as running:
 
-        def start(*args: str, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()) -> ServerProcess:
-            process = ServerProcess([sys.executable, *args], workdir, base_env(**(env or {})), pass_fds)
-            running.callback(process.stop)
-            return process
+    def start(*args: str, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()) -> ServerProcess:
+        return ServerProcess([sys.executable, *args], workdir, base_env(**(env or {})), pass_fds)
 
-        yield start
+    yield from torn_down(start, ServerProcess.stop)
 
 
 @pytest.fixture
@@ -173,15 +186,14 @@ def cppcorn_process(python_process: Callable[..., ServerProcess]) -> Callable[..
 def listeners() -> Iterator[Callable[[], socket.socket]]:
     """`listener = listeners()`: a TCP socket bound to a free loopback port
     and listening, as a process manager would pass it; closed at the end."""
-    with contextlib.ExitStack() as sockets:
 
-        def make() -> socket.socket:
-            sock = sockets.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind(("127.0.0.1", 0))
-            sock.listen(64)
-            return sock
+    def listening_socket() -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        return sock
 
-        yield make
+    yield from torn_down(listening_socket)
 
 
 @pytest.fixture
@@ -279,15 +291,13 @@ class RawClient:
         """True once the server has closed the connection (EOF or reset)."""
         self.sock.settimeout(timeout)
         try:
-            while True:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    return True
-                self.buffer += chunk
+            while self._fill():
+                pass
         except (ConnectionResetError, BrokenPipeError):
             return True
         except TimeoutError:
             return False
+        return True
 
     def close(self) -> None:
         self.sock.close()
@@ -296,17 +306,7 @@ class RawClient:
 @pytest.fixture
 def raw_client() -> Iterator[Callable[..., RawClient]]:
     """`client = raw_client(port)`: closed at the end of the test."""
-    clients: list[RawClient] = []
-
-    def _connect(port: int, **kwargs: Any) -> RawClient:
-        client = RawClient(port, **kwargs)
-        clients.append(client)
-        return client
-
-    yield _connect
-    for client in clients:
-        with contextlib.suppress(OSError):
-            client.close()
+    yield from torn_down(RawClient)
 
 
 async def read_body(receive: Callable[[], Any]) -> bytes:

@@ -50,7 +50,7 @@ from wsproto.events import (
 )
 from wsproto.extensions import PerMessageDeflate
 
-from tests.conftest import LOOPS, Gate, RunningServer, run_async, start_server, wait_until
+from tests.conftest import LOOPS, Gate, RunningServer, run_async, start_server, torn_down, wait_until
 from tests.websocket_client import (
     BINARY,
     CLOSE,
@@ -76,19 +76,7 @@ SHARED_MAX_SIZE = 64 * 1024  # ws_max_size of the shared server
 @pytest.fixture
 def raw_ws():
     """`client = raw_ws(port)`: a RawWebSocket, closed at the end of the test."""
-    clients: list[RawWebSocket] = []
-
-    def _open(port: int, **kwargs: Any) -> RawWebSocket:
-        client = RawWebSocket(port, **kwargs)
-        clients.append(client)
-        return client
-
-    yield _open
-    for client in clients:
-        try:
-            client.close()
-        except OSError:
-            pass
+    yield from torn_down(RawWebSocket)
 
 
 def ws_url(server, path: str = "/") -> str:
