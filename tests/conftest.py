@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import socket
 import sys
 import tempfile
@@ -320,33 +321,77 @@ async def read_body(receive: Callable[[], Any]) -> bytes:
             return body
 
 
-async def respond(send: Callable, body: bytes, status: int = 200) -> None:
-    """Send a whole text/plain response with its Content-Length."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())],
-        }
-    )
+async def respond(
+    send: Callable, body: bytes, status: int = 200, content_type: bytes = b"text/plain", headers: list | None = None
+) -> None:
+    """Send a whole response: with the given headers, or else a Content-Type
+    and the Content-Length."""
+    if headers is None:
+        headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
+async def respond_json(send: Callable, payload: Any) -> None:
+    """Send `payload` as a whole application/json response."""
+    await respond(send, json.dumps(payload).encode(), content_type=b"application/json")
+
+
 def simple_app(body: bytes = b"Hello, world!", status: int = 200, headers: list | None = None) -> Callable:
+    """An HTTP app answering every request with `respond(body, status, headers)`."""
+
     async def app(scope: dict, receive: Callable, send: Callable) -> None:
         assert scope["type"] == "http"
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": headers
-                if headers is not None
-                else [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await respond(send, body, status, headers=headers)
 
     return app
+
+
+def json_safe(value: Any) -> Any:
+    """A scope as JSON-able data (bytes as latin-1 text)."""
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    return value
+
+
+async def scope_app(scope, receive, send):
+    """Answer HTTP with the scope as JSON; accept a WebSocket and send the
+    scope as its first message, then wait for the close. Its lifespan
+    startup puts `{"answer": 42}` in the state."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                scope["state"]["answer"] = 42
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    payload = json.dumps(json_safe(scope))
+    if scope["type"] == "http":
+        await read_body(receive)
+        # No Content-Length: the response is chunked.
+        await respond(send, payload.encode(), headers=[(b"content-type", b"application/json")])
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.send", "text": payload})
+    scope["state"]["mutated"] = True  # must not leak into the next connection's scope
+    while (await receive())["type"] != "websocket.disconnect":
+        pass
+
+
+def assert_in_order(lines: list[str], expected: list[str]) -> None:
+    """Each of `expected` is one of `lines` (log lines, say), in this order."""
+    positions = []
+    for item in expected:
+        assert item in lines, f"{item!r} not logged; got:\n" + "\n".join(lines)
+        positions.append(lines.index(item))
+    assert positions == sorted(positions), "\n".join(lines)
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = WAIT, interval: float = 0.01) -> bool:

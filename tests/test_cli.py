@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 import cppcorn
-from tests.conftest import posix_only
+from tests.conftest import assert_in_order, posix_only
 from tests.subprocesses import RUNNING_ON, ServerProcess, base_env, cppcorn_command, free_port
 from tests.uvicorn_log_configs import uvicorn_log_config, uvicorn_log_ini
 
@@ -305,14 +305,6 @@ SHUTDOWN_LINES = [
     "INFO:     Waiting for application shutdown.",
     "INFO:     Application shutdown complete.",
 ]
-
-
-def assert_in_order(lines: list[str], expected: list[str]) -> None:
-    positions = []
-    for item in expected:
-        assert item in lines, f"{item!r} not logged; got:\n" + "\n".join(lines)
-        positions.append(lines.index(item))
-    assert positions == sorted(positions), "\n".join(lines)
 
 
 @posix_only
