@@ -191,13 +191,9 @@ class ServerProcess:
     def wait_count(self, text: str, count: int, timeout: float = STARTUP_TIMEOUT) -> None:
         """Wait until `text` has been logged on stderr `count` times (by as
         many workers, say)."""
-        deadline = time.monotonic() + timeout
         with self._changed:
-            while "\n".join(self.lines["stderr"]).count(text) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"{text!r} not logged {count} times; stderr:\n{self.stderr}")
-                self._changed.wait(min(remaining, 0.5))
+            if not self._changed.wait_for(lambda: self.stderr.count(text) >= count, timeout):
+                raise AssertionError(f"{text!r} not logged {count} times; stderr:\n{self.stderr}")
 
     def wait_started(self) -> ServerProcess:
         """Wait for the `running on` line and remember the scheme and port."""

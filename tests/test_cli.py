@@ -305,6 +305,17 @@ SHUTDOWN_LINES = [
     "INFO:     Waiting for application shutdown.",
     "INFO:     Application shutdown complete.",
 ]
+# The same when connections were open: the server waits for them first.
+SHUTDOWN_WAITING_LINES = [
+    SHUTDOWN_LINES[0],
+    "INFO:     Waiting for connections to close. (CTRL+C to force quit)",
+    *SHUTDOWN_LINES[1:],
+]
+
+
+def assert_shut_down(server: ServerProcess) -> None:
+    """The shutdown sequence was logged, then the end of the process."""
+    assert_in_order(server.lines["stderr"], [*SHUTDOWN_LINES, f"INFO:     Finished server process [{server.pid}]"])
 
 
 @posix_only
@@ -315,7 +326,7 @@ def test_sigint_shuts_down_gracefully_with_status_0(serve_cli, loop):
     assert httpx.get(server.url, timeout=5).status_code == 200
     server.send_signal(signal.SIGINT)
     assert server.wait_exit() == 0
-    assert_in_order(server.lines["stderr"], [*SHUTDOWN_LINES, f"INFO:     Finished server process [{server.pid}]"])
+    assert_shut_down(server)
     assert "Traceback" not in server.stderr
 
 
@@ -325,7 +336,7 @@ def test_sigterm_shuts_down_gracefully_then_dies_by_sigterm(serve_cli):
     server = serve_cli("apps:echo")
     server.send_signal(signal.SIGTERM)
     assert server.wait_exit() == -signal.SIGTERM
-    assert_in_order(server.lines["stderr"], [*SHUTDOWN_LINES, f"INFO:     Finished server process [{server.pid}]"])
+    assert_shut_down(server)
 
 
 @posix_only
@@ -341,11 +352,7 @@ def test_in_flight_request_completes_after_sigterm(serve_cli, background):
     assert response.json()["path"] == "/slow"
     assert response.headers["connection"] == "close"
     assert server.wait_exit() == -signal.SIGTERM
-    assert_in_order(
-        server.lines["stderr"],
-        ["INFO:     Shutting down", "INFO:     Waiting for connections to close. (CTRL+C to force quit)",
-         *SHUTDOWN_LINES[1:]],
-    )
+    assert_in_order(server.lines["stderr"], SHUTDOWN_WAITING_LINES)
 
 
 @posix_only
@@ -362,11 +369,7 @@ def test_shutdown_waits_for_request_of_closed_connection(serve_cli):
     server.send_signal(signal.SIGTERM)
     assert server.wait_exit() == -signal.SIGTERM
     assert time.monotonic() - started >= 0.5
-    assert_in_order(
-        server.lines["stderr"],
-        ["INFO:     Shutting down", "INFO:     Waiting for connections to close. (CTRL+C to force quit)",
-         *SHUTDOWN_LINES[1:]],
-    )
+    assert_in_order(server.lines["stderr"], SHUTDOWN_WAITING_LINES)
 
 
 @posix_only
@@ -747,4 +750,4 @@ def test_limit_max_requests_exits_after_n_requests(serve_cli):
         # The idle keep-alive connection still open does not hold the exit.
         assert server.wait_exit(timeout=5) == 0
     assert "INFO:     Maximum request limit of 2 exceeded. Terminating process." in server.lines["stderr"]
-    assert_in_order(server.lines["stderr"], [*SHUTDOWN_LINES, f"INFO:     Finished server process [{server.pid}]"])
+    assert_shut_down(server)

@@ -101,6 +101,14 @@ def reload_lines(process: ServerProcess) -> list[str]:
     return [line for line in process.lines["stderr"] if "detected changes" in line]
 
 
+def assert_first_reload_is_for_the_app(process: ServerProcess, directory: Path) -> None:
+    """Edit `apps.py` after other files were written: the first reload names
+    `apps.py` alone, so the files written before it were ignored."""
+    write_app(directory, b"v2")
+    process.wait_for("detected changes", timeout=RELOAD_TIMEOUT)
+    assert reload_lines(process)[0].endswith("detected changes in 'apps.py'. Reloading...")
+
+
 def pid_exists(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -238,9 +246,7 @@ def test_editing_the_app_reloads_it(reloader, workdir, backend):
 def test_text_file_change_does_not_reload_by_default(reloader, workdir, backend):
     server = reloader(backend)
     write_file(workdir / "notes.txt", "ignored")
-    write_app(workdir, b"v2")
-    server.wait_for("detected changes", timeout=RELOAD_TIMEOUT)
-    assert reload_lines(server)[0].endswith("detected changes in 'apps.py'. Reloading...")
+    assert_first_reload_is_for_the_app(server, workdir)
 
 
 @posix_only
@@ -259,9 +265,7 @@ def test_reload_exclude_ignores_patterns_and_directories(reloader, workdir):
     server = reloader("WatchFiles", "--reload-exclude", "skip_*.py", "--reload-exclude", "generated")
     write_file(workdir / "skip_me.py", "X = 1\n")
     write_file(workdir / "generated" / "models.py", "X = 1\n")
-    write_app(workdir, b"v2")
-    server.wait_for("detected changes", timeout=RELOAD_TIMEOUT)
-    assert reload_lines(server)[0].endswith("detected changes in 'apps.py'. Reloading...")
+    assert_first_reload_is_for_the_app(server, workdir)
 
 
 @posix_only

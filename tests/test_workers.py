@@ -128,22 +128,15 @@ class Hammer:
 
     def wait_until(self, predicate: Callable[[Counter[int]], bool], what: str, timeout: float = WAIT) -> None:
         """Wait until `predicate(pids that answered so far)` holds."""
-        deadline = time.monotonic() + timeout
         with self._changed:
-            while not predicate(self.pids):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"timed out waiting for {what}; answers {dict(self.pids)}")
-                self._changed.wait(remaining)
+            if not self._changed.wait_for(lambda: predicate(self.pids), timeout):
+                raise AssertionError(f"timed out waiting for {what}; answers {dict(self.pids)}")
 
     def wait_for_requests(self, count: int, timeout: float = WAIT) -> None:
-        deadline = time.monotonic() + timeout
+        """Wait until `count` requests have been answered or have failed."""
         with self._changed:
-            while sum(self.pids.values()) + len(self.failures) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"only {self.count} of {count} requests in {timeout} s")
-                self._changed.wait(remaining)
+            if not self._changed.wait_for(lambda: self.count >= count, timeout):
+                raise AssertionError(f"only {self.count} of {count} requests in {timeout} s")
 
 
 @pytest.fixture
