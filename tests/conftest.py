@@ -28,7 +28,7 @@ import pytest
 
 from cppcorn.config import Config
 from cppcorn.server import Server
-from tests.subprocesses import BROKEN_MODULE, LIFESPAN_MODULE, ServerProcess, base_env
+from tests.subprocesses import ASGI_HELPERS_MODULE, BROKEN_MODULE, ServerProcess, base_env
 
 try:
     import uvloop
@@ -152,10 +152,10 @@ def short_tmp() -> Iterator[Path]:
 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
-    """The directory `python_process` runs in, holding `lifespan.py` and
+    """The directory `python_process` runs in, holding `asgi_helpers.py` and
     `broken.py` (see `tests.subprocesses`). Test modules override it to
     write there the application modules their processes import."""
-    (tmp_path / "lifespan.py").write_text(LIFESPAN_MODULE)
+    (tmp_path / "asgi_helpers.py").write_text(ASGI_HELPERS_MODULE)
     (tmp_path / "broken.py").write_text(BROKEN_MODULE)
     return tmp_path
 

@@ -38,9 +38,13 @@ SERVER_STARTED = re.compile(r"Started server process \[(\d+)\]")
 
 
 # Modules in every work directory (the `workdir` fixture), for the
-# application modules the tests write there: `lifespan` completes the
-# lifespan protocol's startup and shutdown; `broken` cannot be imported.
-LIFESPAN_MODULE = '''
+# application modules the tests write there: `asgi_helpers` (the lifespan
+# protocol's startup and shutdown, a JSON response); `broken` cannot be
+# imported.
+ASGI_HELPERS_MODULE = '''
+import json
+
+
 async def lifespan(receive, send):
     """Complete the lifespan startup, then the shutdown."""
     while True:
@@ -50,6 +54,17 @@ async def lifespan(receive, send):
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+async def respond_json(send, payload):
+    """Send `payload` as a whole application/json response."""
+    body = json.dumps(payload).encode()
+    await send({
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+    })
+    await send({"type": "http.response.body", "body": body})
 '''
 BROKEN_MODULE = 'raise RuntimeError("this module cannot be imported")\n'
 
@@ -58,10 +73,11 @@ PROCESS_APPS = '''
 """Applications for the process-management tests: `app` names the process and
 event loop that answer (see `assert_two_workers_answer`)."""
 import asyncio
-import json
 import os
 import sys
 import time
+
+from asgi_helpers import lifespan, respond_json
 
 
 async def app(scope, receive, send):
@@ -80,17 +96,11 @@ async def app(scope, receive, send):
         print(f"SLEEPING {os.getpid()}", file=sys.stderr, flush=True)
         await asyncio.sleep(float(value))
     loop = type(asyncio.get_running_loop())
-    body = json.dumps({
+    await respond_json(send, {
         "pid": os.getpid(),
         "loop": f"{loop.__module__}.{loop.__qualname__}",
         "path": scope["path"],
-    }).encode()
-    await send({
-        "type": "http.response.start",
-        "status": 200,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
     })
-    await send({"type": "http.response.body", "body": body})
 '''
 
 

@@ -32,23 +32,12 @@ from tests.uvicorn_log_configs import uvicorn_log_config, uvicorn_log_ini
 APPS = '''
 """Applications the command-line tests serve."""
 import asyncio
-import json
 import os
 import sys
 
-from lifespan import lifespan
+from asgi_helpers import lifespan, respond_json
 
 IMPORT_ENV = os.environ.get("CPPCORN_TEST_VALUE")
-
-
-async def respond(send, payload):
-    body = json.dumps(payload).encode()
-    await send({
-        "type": "http.response.start",
-        "status": 200,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-    })
-    await send({"type": "http.response.body", "body": body})
 
 
 async def echo(scope, receive, send):
@@ -61,7 +50,7 @@ async def echo(scope, receive, send):
     if query.startswith("sleep="):
         print("REQUEST-STARTED", file=sys.stderr, flush=True)
         await asyncio.sleep(float(query[len("sleep="):]))
-    await respond(send, {
+    await respond_json(send, {
         "path": scope["path"],
         "root_path": scope["root_path"],
         "scheme": scope["scheme"],
@@ -107,7 +96,7 @@ class Asgi2App:
     async def __call__(self, receive, send):
         if self.scope["type"] == "lifespan":
             return await lifespan(receive, send)
-        await respond(send, {"asgi2": True, "asgi_version": self.scope["asgi"]["version"]})
+        await respond_json(send, {"asgi2": True, "asgi_version": self.scope["asgi"]["version"]})
 '''
 
 SUB_APP = '''

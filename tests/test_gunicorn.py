@@ -48,7 +48,7 @@ import time
 
 from fastapi import FastAPI
 
-from lifespan import lifespan
+from asgi_helpers import lifespan
 
 fastapi_app = FastAPI()
 

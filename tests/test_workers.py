@@ -42,7 +42,7 @@ import ctypes
 import os
 import sys
 
-from lifespan import lifespan
+from asgi_helpers import lifespan
 
 
 async def app(scope, receive, send):
