@@ -261,7 +261,7 @@ class RawClient:
     def read_response(self, head_request: bool = False) -> RawResponse:
         raw_head = self.read_until(b"\r\n\r\n")
         lines = raw_head.decode("latin-1").split("\r\n")
-        _, status, reason = (lines[0].split(" ", 2) + [""])[:3]
+        _, status, reason = [*lines[0].split(" ", 2), ""][:3]
         headers = []
         for line in lines[1:]:
             if line:

@@ -80,8 +80,10 @@ def make_fastapi_app(background: dict | None = None) -> FastAPI:
         finally:
             cleanups.append("closed")
 
+    token_dependency, session_dependency = Depends(get_token), Depends(get_session)
+
     @app.get("/secure")
-    async def secure(token: str = Depends(get_token), session: dict = Depends(get_session)):
+    async def secure(token: str = token_dependency, session: dict = session_dependency):
         return {"token": token, "session": session["id"], "cleanups_so_far": len(cleanups)}
 
     @app.get("/client")
@@ -158,8 +160,7 @@ def test_fastapi_unhandled_exception_is_500(serve, caplog):
 
 def test_fastapi_streaming_response(serve):
     server = serve(make_fastapi_app())
-    with httpx.Client(base_url=server.url, timeout=5) as client:
-        with client.stream("GET", "/stream") as response:
+    with httpx.Client(base_url=server.url, timeout=5) as client, client.stream("GET", "/stream") as response:
             assert response.status_code == 200
             assert response.headers["transfer-encoding"] == "chunked"
             assert "content-length" not in response.headers
@@ -373,7 +374,7 @@ def test_starlette_middleware(serve):
             async def send_wrapper(message):
                 if message["type"] == "http.response.start":
                     message.setdefault("headers", [])
-                    message["headers"] = list(message["headers"]) + [(b"x-pure-middleware", b"yes")]
+                    message["headers"] = [*message["headers"], (b"x-pure-middleware", b"yes")]
                 await send(message)
 
             await self.app(scope, receive, send_wrapper)

@@ -216,7 +216,7 @@ def test_access_logformat_atoms(gunicorn):
     headers = {"user-agent": "test-agent", "referer": "http://ref/", "x-test": 'a "quoted" value'}
     assert get(process, "/some%20path?x=1&y=2", headers=headers, auth=("alice", "secret")).status_code == 200
     assert get(process, "/?stream").status_code == 200
-    first = dict(zip(atoms, process.wait_for(r"GET /some", stream="stdout").string.split("|")))
+    first = dict(zip(atoms, process.wait_for(r"GET /some", stream="stdout").string.split("|"), strict=True))
     pid = re.search(r"Booting worker with pid: (\d+)", process.stderr)[1]  # type: ignore[index]
     expected = {
         "h": "127.0.0.1",
@@ -245,7 +245,7 @@ def test_access_logformat_atoms(gunicorn):
     assert first["D"].isdigit() and first["M"].isdigit()
     assert re.fullmatch(r"0\.\d{6}", first["L"])
     # Streamed without Content-Length: the size is not known at response start.
-    streamed = dict(zip(atoms, process.wait_for(r"GET /\?stream", stream="stdout").string.split("|")))
+    streamed = dict(zip(atoms, process.wait_for(r"GET /\?stream", stream="stdout").string.split("|"), strict=True))
     assert (streamed["b"], streamed["B"]) == ("-", "-")
 
 

@@ -133,7 +133,7 @@ def process_table() -> dict[int, tuple[int, str]]:
         return {}
     table = {}
     for line in listing.splitlines():
-        pid, ppid, command = (line.split(None, 2) + [""])[:3]
+        pid, ppid, command = [*line.split(None, 2), ""][:3]
         table[int(pid)] = (int(ppid), command)
     return table
 
@@ -419,7 +419,8 @@ def test_excluding_every_reload_dir_falls_back_to_current_directory(tree, log_re
     assert any(
         record.levelno == logging.WARNING
         and record.getMessage()
-        == "Provided reload directories ['src/pkg'] did not contain valid directories, watching current working directory."
+        == "Provided reload directories ['src/pkg'] did not contain valid directories, "
+        "watching current working directory."
         for record in log_records
     )
 

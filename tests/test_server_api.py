@@ -232,7 +232,7 @@ UVICORN_CONFIG_DEFAULTS: dict[str, Any] = {
 def test_config_has_every_uvicorn_parameter_with_its_default():
     """`Config` takes every keyword `uvicorn.Config` takes, defaulting the same."""
     parameters = inspect.signature(cppcorn.Config).parameters
-    assert list(parameters)[0] == "app"
+    assert next(iter(parameters)) == "app"
     assert "log_config" in parameters
     missing = [name for name in UVICORN_CONFIG_DEFAULTS if name not in parameters]
     assert missing == []

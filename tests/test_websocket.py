@@ -851,7 +851,7 @@ def test_send_after_disconnect_raises_oserror(serve, raw_ws):
         assert message["type"] == "websocket.disconnect"
         try:
             await send({"type": "websocket.send", "text": "too late"})
-        except Exception as exc:  # noqa: BLE001 - the test checks which
+        except Exception as exc:  # the test checks which
             outcomes.put((message["code"], exc))
         else:
             outcomes.put((message["code"], None))
