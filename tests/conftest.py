@@ -14,6 +14,7 @@ import contextlib
 import functools
 import json
 import socket
+import struct
 import sys
 import tempfile
 import threading
@@ -383,6 +384,14 @@ async def scope_app(scope, receive, send):
     scope["state"]["mutated"] = True  # must not leak into the next connection's scope
     while (await receive())["type"] != "websocket.disconnect":
         pass
+
+
+def close_socket(sock: socket.socket, how: str) -> None:
+    """Close a client's socket: with a FIN (`how` is "close" or "fin"), or
+    with an RST ("reset": SO_LINGER with a zero timeout)."""
+    if how == "reset":
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
 
 
 def assert_in_order(lines: list[str], expected: list[str]) -> None:

@@ -9,8 +9,6 @@ import hashlib
 import logging
 import os
 import queue
-import socket
-import struct
 import threading
 from collections.abc import AsyncIterator
 
@@ -27,7 +25,7 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse
 from starlette.responses import StreamingResponse as StarletteStreamingResponse
 from starlette.routing import Route
 
-from tests.conftest import WAIT, Gate, wait_until
+from tests.conftest import WAIT, Gate, close_socket, wait_until
 
 # -- FastAPI -----------------------------------------------------------------
 
@@ -309,9 +307,7 @@ def test_starlette_is_disconnected(serve, raw_client, how):
     client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody")
     assert checked.wait(WAIT)
     assert results.get(timeout=WAIT) is False
-    if how == "reset":
-        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    client.close()
+    close_socket(client.sock, how)
     assert results.get(timeout=7) is True
 
 

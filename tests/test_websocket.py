@@ -50,7 +50,17 @@ from wsproto.events import (
 )
 from wsproto.extensions import PerMessageDeflate
 
-from tests.conftest import LOOPS, Gate, RunningServer, run_async, scope_app, start_server, torn_down, wait_until
+from tests.conftest import (
+    LOOPS,
+    Gate,
+    RunningServer,
+    close_socket,
+    run_async,
+    scope_app,
+    start_server,
+    torn_down,
+    wait_until,
+)
 from tests.websocket_client import (
     BINARY,
     CLOSE,
@@ -831,9 +841,7 @@ def test_client_vanishes(serve, raw_ws, how):
     client.connect()
     client.send_text("hello")
     assert client.recv_data_frame().payload == b"hello"
-    if how == "reset":
-        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    client.sock.close()
+    close_socket(client.sock, how)
     started = time.monotonic()
     message = seen.get(timeout=2)
     assert message["code"] == 1006
