@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import contextlib
 import faulthandler
 import fnmatch
 import importlib
@@ -424,7 +425,7 @@ class JsonLinesResult(unittest.TestResult):
         # not run when setUp fails (as it does under a policy without child watchers).
         # Every later test would then see "no running event loop"; undo such leaks so
         # that one failure stays one failure.
-        for module, saved in zip(self.GUARDED_MODULES, self._saved_namespaces):
+        for module, saved in zip(self.GUARDED_MODULES, self._saved_namespaces, strict=False):
             namespace = vars(module)
             leaked = [
                 name
@@ -578,12 +579,13 @@ def child_main(args: argparse.Namespace) -> None:
         module = importlib.import_module(f"{PACKAGE}.{args.child}")
     except unittest.SkipTest as exc:
         write(event="module_skip", detail=str(exc))
-    except Exception:  # noqa: BLE001 - any import failure is reported, not raised
+    except Exception:  # any import failure is reported, not raised
         write(event="import_error", detail=traceback.format_exc())
     else:
         tests = select_tests(module, args.child, args.k or [], exclude)
         # The last test of each class: after it, the next class gets a new policy.
-        last_of_class = {t.id() for t, after in zip(tests, tests[1:] + [None]) if type(after) is not type(t)}
+        followers = [*tests[1:], None]
+        last_of_class = {t.id() for t, after in zip(tests, followers, strict=True) if type(after) is not type(t)}
         unittest.TestSuite(tests).run(JsonLinesResult(write, policy, counter, args.test_timeout, last_of_class))
     write(event="done")
     sys.stdout.flush()
@@ -662,10 +664,8 @@ def wait_unreaped(pid: int, timeout: float) -> bool:
 
 def kill_group(pgid: int) -> None:
     # The child leads its own process group; this ends it and anything its tests spawned.
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def run_module(
@@ -829,10 +829,7 @@ def compare_module(module: str, loop_run: ModuleRun, ref_run: ModuleRun | None) 
             continue
         # With a reference run the denominator is what passes there; without one,
         # every test that ran on the loop and was not skipped.
-        if ref_run is not None:
-            eligible = bool(ref and ref.passed)
-        else:
-            eligible = mine is not None and mine.kind != "skip"
+        eligible = bool(ref and ref.passed) if ref_run is not None else mine is not None and mine.kind != "skip"
         cmp.counted += eligible
         cmp.counted_pass += eligible and mine_pass
     return cmp
@@ -873,7 +870,7 @@ def report(opts, modules: list[str], runs: dict[tuple[str, str], ModuleRun], ref
     columns += [("counted", 7, ">"), ("counted pass", 12, ">"), ("seconds", 13, ">")]
 
     def row(values) -> str:
-        return " ".join(f"{v!s:{align}{width}}" for v, (_, width, align) in zip(values, columns)).rstrip()
+        return " ".join(f"{v!s:{align}{width}}" for v, (_, width, align) in zip(values, columns, strict=False)).rstrip()
 
     header = row([name for name, _, _ in columns])
     print()
@@ -1083,7 +1080,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in dict.fromkeys(loops):
         try:
             made = check_injection(name)
-        except Exception as exc:  # noqa: BLE001 - any import or construction problem is reported the same way
+        except Exception as exc:  # any import or construction problem is reported the same way
             print(f"cannot use the {name} loop: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 2
         print(f"{name}: asyncio.new_event_loop() under its policy makes {made}")
@@ -1118,7 +1115,7 @@ def main(argv: list[str] | None = None) -> int:
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
         futures = [pool.submit(work, job) for job in jobs]
         try:
-            for (label, _, module), future in zip(jobs, futures):
+            for (label, _, module), future in zip(jobs, futures, strict=True):
                 runs[(label, module)] = future.result()
         except KeyboardInterrupt:
             STOPPING.set()  # the workers end their children and return at once

@@ -11,20 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import socket
+import struct
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from cppcorn.config import Config
 from cppcorn.server import Server
+from tests.subprocesses import ASGI_HELPERS_MODULE, BROKEN_MODULE, ServerProcess, base_env
 
 try:
     import uvloop
@@ -43,6 +48,8 @@ else:
     HAVE_CPPCORN_LOOP = True
 
 LOOPS = ["asyncio"] + (["uvloop"] if uvloop is not None else []) + (["cppcorn"] if HAVE_CPPCORN_LOOP else [])
+
+T = TypeVar("T")
 
 STARTUP_TIMEOUT = 10.0
 SHUTDOWN_TIMEOUT = 10.0
@@ -108,20 +115,33 @@ def start_server(app: Any, loop: str = "asyncio", **kwargs: Any) -> RunningServe
     return RunningServer(server, thread, port, errors)
 
 
+def close_quietly(thing: Any) -> None:
+    with contextlib.suppress(OSError):
+        thing.close()
+
+
+def torn_down(factory: Callable[..., T], teardown: Callable[[T], None] = close_quietly) -> Iterator[Callable[..., T]]:
+    """The body of a fixture that hands out `factory`: `yield from
+    torn_down(RawClient)` yields `factory`, and at the end of the test tears
+    down what it made, in the order made (by default: closes it, ignoring
+    OSError)."""
+    made: list[T] = []
+
+    def make(*args: Any, **kwargs: Any) -> T:
+        thing = factory(*args, **kwargs)
+        made.append(thing)
+        return thing
+
+    yield make
+    for thing in made:
+        teardown(thing)
+
+
 @pytest.fixture
 def serve(loop: str) -> Iterator[Callable[..., RunningServer]]:
-    """Start a server for an app: `running = serve(app, **config_kwargs)`."""
-    running: list[RunningServer] = []
-
-    def _serve(app: Any, **kwargs: Any) -> RunningServer:
-        kwargs.setdefault("loop", loop)
-        server = start_server(app, **kwargs)
-        running.append(server)
-        return server
-
-    yield _serve
-    for server in running:
-        server.stop()
+    """Start a server for an app: `running = serve(app, **config_kwargs)`,
+    on the test's `loop` unless told; stopped at the end of the test."""
+    yield from torn_down(functools.partial(start_server, loop=loop), RunningServer.stop)
 
 
 @pytest.fixture
@@ -129,6 +149,60 @@ def short_tmp() -> Iterator[Path]:
     """A short directory path: Unix socket paths are limited to ~108 bytes."""
     with tempfile.TemporaryDirectory(prefix="cppcorn-") as directory:
         yield Path(directory)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """The directory `python_process` runs in, holding `asgi_helpers.py` and
+    `broken.py` (see `tests.subprocesses`). Test modules override it to
+    write there the application modules their processes import."""
+    (tmp_path / "asgi_helpers.py").write_text(ASGI_HELPERS_MODULE)
+    (tmp_path / "broken.py").write_text(BROKEN_MODULE)
+    return tmp_path
+
+
+@pytest.fixture
+def python_process(workdir: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """`python_process(*args, env={...}, pass_fds=(...))`: `python ARGS` run
+    in `workdir` (as a `ServerProcess`), with `base_env(**env)`; killed with
+    its process group at the end of the test."""
+
+    def start(*args: str, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()) -> ServerProcess:
+        return ServerProcess([sys.executable, *args], workdir, base_env(**(env or {})), pass_fds)
+
+    yield from torn_down(start, ServerProcess.stop)
+
+
+@pytest.fixture
+def cppcorn_process(python_process: Callable[..., ServerProcess]) -> Callable[..., ServerProcess]:
+    """`cppcorn_process(*args, env={...}, pass_fds=(...))`: `python -m cppcorn
+    ARGS` in `workdir`, not waited for; killed at the end of the test."""
+
+    def start(*args: str, **kwargs: Any) -> ServerProcess:
+        return python_process("-m", "cppcorn", *args, **kwargs)
+
+    return start
+
+
+@pytest.fixture
+def listeners() -> Iterator[Callable[[], socket.socket]]:
+    """`listener = listeners()`: a TCP socket bound to a free loopback port
+    and listening, as a process manager would pass it; closed at the end."""
+
+    def listening_socket() -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        return sock
+
+    yield from torn_down(listening_socket)
+
+
+@pytest.fixture
+def background() -> Iterator[Callable[..., Future[Any]]]:
+    """Run a blocking client call in a thread: `future = background(fn, *args)`."""
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        yield executor.submit
 
 
 @dataclass
@@ -188,7 +262,7 @@ class RawClient:
     def read_response(self, head_request: bool = False) -> RawResponse:
         raw_head = self.read_until(b"\r\n\r\n")
         lines = raw_head.decode("latin-1").split("\r\n")
-        _, status, reason = (lines[0].split(" ", 2) + [""])[:3]
+        _, status, reason = [*lines[0].split(" ", 2), ""][:3]
         headers = []
         for line in lines[1:]:
             if line:
@@ -219,15 +293,13 @@ class RawClient:
         """True once the server has closed the connection (EOF or reset)."""
         self.sock.settimeout(timeout)
         try:
-            while True:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    return True
-                self.buffer += chunk
+            while self._fill():
+                pass
         except (ConnectionResetError, BrokenPipeError):
             return True
-        except socket.timeout:
+        except TimeoutError:
             return False
+        return True
 
     def close(self) -> None:
         self.sock.close()
@@ -236,17 +308,7 @@ class RawClient:
 @pytest.fixture
 def raw_client() -> Iterator[Callable[..., RawClient]]:
     """`client = raw_client(port)`: closed at the end of the test."""
-    clients: list[RawClient] = []
-
-    def _connect(port: int, **kwargs: Any) -> RawClient:
-        client = RawClient(port, **kwargs)
-        clients.append(client)
-        return client
-
-    yield _connect
-    for client in clients:
-        with contextlib.suppress(OSError):
-            client.close()
+    yield from torn_down(RawClient)
 
 
 async def read_body(receive: Callable[[], Any]) -> bytes:
@@ -260,33 +322,85 @@ async def read_body(receive: Callable[[], Any]) -> bytes:
             return body
 
 
-async def respond(send: Callable, body: bytes, status: int = 200) -> None:
-    """Send a whole text/plain response with its Content-Length."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())],
-        }
-    )
+async def respond(
+    send: Callable, body: bytes, status: int = 200, content_type: bytes = b"text/plain", headers: list | None = None
+) -> None:
+    """Send a whole response: with the given headers, or else a Content-Type
+    and the Content-Length."""
+    if headers is None:
+        headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
+async def respond_json(send: Callable, payload: Any) -> None:
+    """Send `payload` as a whole application/json response."""
+    await respond(send, json.dumps(payload).encode(), content_type=b"application/json")
+
+
 def simple_app(body: bytes = b"Hello, world!", status: int = 200, headers: list | None = None) -> Callable:
+    """An HTTP app answering every request with `respond(body, status, headers)`."""
+
     async def app(scope: dict, receive: Callable, send: Callable) -> None:
         assert scope["type"] == "http"
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": headers
-                if headers is not None
-                else [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await respond(send, body, status, headers=headers)
 
     return app
+
+
+def json_safe(value: Any) -> Any:
+    """A scope as JSON-able data (bytes as latin-1 text)."""
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    return value
+
+
+async def scope_app(scope, receive, send):
+    """Answer HTTP with the scope as JSON; accept a WebSocket and send the
+    scope as its first message, then wait for the close. Its lifespan
+    startup puts `{"answer": 42}` in the state."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                scope["state"]["answer"] = 42
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    payload = json.dumps(json_safe(scope))
+    if scope["type"] == "http":
+        await read_body(receive)
+        # No Content-Length: the response is chunked.
+        await respond(send, payload.encode(), headers=[(b"content-type", b"application/json")])
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.send", "text": payload})
+    scope["state"]["mutated"] = True  # must not leak into the next connection's scope
+    while (await receive())["type"] != "websocket.disconnect":
+        pass
+
+
+def close_socket(sock: socket.socket, how: str) -> None:
+    """Close a client's socket: with a FIN (`how` is "close" or "fin"), or
+    with an RST ("reset": SO_LINGER with a zero timeout)."""
+    if how == "reset":
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def assert_in_order(lines: list[str], expected: list[str]) -> None:
+    """Each of `expected` is one of `lines` (log lines, say), in this order."""
+    positions = []
+    for item in expected:
+        assert item in lines, f"{item!r} not logged; got:\n" + "\n".join(lines)
+        positions.append(lines.index(item))
+    assert positions == sorted(positions), "\n".join(lines)
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = WAIT, interval: float = 0.01) -> bool:

@@ -9,8 +9,6 @@ import hashlib
 import logging
 import os
 import queue
-import socket
-import struct
 import threading
 from collections.abc import AsyncIterator
 
@@ -27,7 +25,7 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse
 from starlette.responses import StreamingResponse as StarletteStreamingResponse
 from starlette.routing import Route
 
-from tests.conftest import WAIT, Gate, wait_until
+from tests.conftest import WAIT, Gate, close_socket, wait_until
 
 # -- FastAPI -----------------------------------------------------------------
 
@@ -80,8 +78,10 @@ def make_fastapi_app(background: dict | None = None) -> FastAPI:
         finally:
             cleanups.append("closed")
 
+    token_dependency, session_dependency = Depends(get_token), Depends(get_session)
+
     @app.get("/secure")
-    async def secure(token: str = Depends(get_token), session: dict = Depends(get_session)):
+    async def secure(token: str = token_dependency, session: dict = session_dependency):
         return {"token": token, "session": session["id"], "cleanups_so_far": len(cleanups)}
 
     @app.get("/client")
@@ -158,8 +158,7 @@ def test_fastapi_unhandled_exception_is_500(serve, caplog):
 
 def test_fastapi_streaming_response(serve):
     server = serve(make_fastapi_app())
-    with httpx.Client(base_url=server.url, timeout=5) as client:
-        with client.stream("GET", "/stream") as response:
+    with httpx.Client(base_url=server.url, timeout=5) as client, client.stream("GET", "/stream") as response:
             assert response.status_code == 200
             assert response.headers["transfer-encoding"] == "chunked"
             assert "content-length" not in response.headers
@@ -308,9 +307,7 @@ def test_starlette_is_disconnected(serve, raw_client, how):
     client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody")
     assert checked.wait(WAIT)
     assert results.get(timeout=WAIT) is False
-    if how == "reset":
-        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    client.close()
+    close_socket(client.sock, how)
     assert results.get(timeout=7) is True
 
 
@@ -373,7 +370,7 @@ def test_starlette_middleware(serve):
             async def send_wrapper(message):
                 if message["type"] == "http.response.start":
                     message.setdefault("headers", [])
-                    message["headers"] = list(message["headers"]) + [(b"x-pure-middleware", b"yes")]
+                    message["headers"] = [*message["headers"], (b"x-pure-middleware", b"yes")]
                 await send(message)
 
             await self.app(scope, receive, send_wrapper)

@@ -8,20 +8,16 @@ and every process is killed at the end of its test.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import platform
 import re
 import signal
 import socket
 import ssl
 import subprocess
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -29,44 +25,19 @@ import httpx
 import pytest
 
 import cppcorn
-from tests.conftest import posix_only
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-STARTUP_TIMEOUT = 10.0
-EXIT_TIMEOUT = 10.0
-
-# `running on http://127.0.0.1:PORT`, `https://...`, with any log format around it.
-RUNNING_ON = re.compile(r"running on (?P<scheme>https?)://(?P<host>[^:\s]+):(?P<port>\d+)")
+from tests.conftest import assert_in_order, posix_only
+from tests.subprocesses import RUNNING_ON, ServerProcess, base_env, cppcorn_command, free_port
+from tests.uvicorn_log_configs import uvicorn_log_config, uvicorn_log_ini
 
 APPS = '''
 """Applications the command-line tests serve."""
 import asyncio
-import json
 import os
 import sys
 
+from asgi_helpers import lifespan, respond_json
+
 IMPORT_ENV = os.environ.get("CPPCORN_TEST_VALUE")
-
-
-async def lifespan(receive, send):
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
-async def respond(send, payload):
-    body = json.dumps(payload).encode()
-    await send({
-        "type": "http.response.start",
-        "status": 200,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-    })
-    await send({"type": "http.response.body", "body": body})
 
 
 async def echo(scope, receive, send):
@@ -79,7 +50,7 @@ async def echo(scope, receive, send):
     if query.startswith("sleep="):
         print("REQUEST-STARTED", file=sys.stderr, flush=True)
         await asyncio.sleep(float(query[len("sleep="):]))
-    await respond(send, {
+    await respond_json(send, {
         "path": scope["path"],
         "root_path": scope["root_path"],
         "scheme": scope["scheme"],
@@ -125,7 +96,7 @@ class Asgi2App:
     async def __call__(self, receive, send):
         if self.scope["type"] == "lifespan":
             return await lifespan(receive, send)
-        await respond(send, {"asgi2": True, "asgi_version": self.scope["asgi"]["version"]})
+        await respond_json(send, {"asgi2": True, "asgi_version": self.scope["asgi"]["version"]})
 '''
 
 SUB_APP = '''
@@ -137,149 +108,11 @@ async def app(scope, receive, send):
 '''
 
 
-def base_env(**extra: str) -> dict[str, str]:
-    """The environment of a cppcorn process: ours, without variables that
-    would change its configuration, with the repository importable."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("CPPCORN_", "UVICORN_")) and key not in ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS")
-    }
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    env.update(extra)
-    return env
-
-
-class ServerProcess:
-    """A cppcorn subprocess whose stdout and stderr are read line by line in
-    background threads, so that tests can wait for a line with a deadline."""
-
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str], pass_fds: tuple[int, ...] = ()) -> None:
-        self.args = args
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cppcorn", *args],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            pass_fds=pass_fds,
-            # Its own process group, so that stop() also ends any workers
-            # a supervisor started.
-            start_new_session=True,
-        )
-        self.pid = self.proc.pid
-        self.port = 0
-        self.scheme = "http"
-        self.lines: dict[str, list[str]] = {"stdout": [], "stderr": []}
-        self._changed = threading.Condition()
-        self._readers = [
-            threading.Thread(target=self._read, args=(self.proc.stdout, "stdout"), daemon=True),
-            threading.Thread(target=self._read, args=(self.proc.stderr, "stderr"), daemon=True),
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    def _read(self, stream: Any, name: str) -> None:
-        for line in stream:
-            with self._changed:
-                self.lines[name].append(line.rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
-
-    @property
-    def stderr(self) -> str:
-        with self._changed:
-            return "\n".join(self.lines["stderr"])
-
-    @property
-    def stdout(self) -> str:
-        with self._changed:
-            return "\n".join(self.lines["stdout"])
-
-    @property
-    def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}"
-
-    def wait_for(
-        self, pattern: str | re.Pattern[str], stream: str = "stderr", timeout: float = STARTUP_TIMEOUT
-    ) -> re.Match[str]:
-        """Wait for a line matching `pattern` (a regex) on `stream`."""
-        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                for line in self.lines[stream]:
-                    match = regex.search(line)
-                    if match:
-                        return match
-                remaining = deadline - time.monotonic()
-                exited = self.proc.poll() is not None and not any(reader.is_alive() for reader in self._readers)
-                if exited or remaining <= 0:
-                    raise AssertionError(
-                        f"no line matching {regex.pattern!r} on {stream} "
-                        f"({'process exited with ' + str(self.proc.returncode) if exited else 'timed out'});\n"
-                        f"stderr:\n{chr(10).join(self.lines['stderr'])}\nstdout:\n{chr(10).join(self.lines['stdout'])}"
-                    )
-                self._changed.wait(min(remaining, 0.5))
-
-    def wait_started(self) -> ServerProcess:
-        """Wait for the `running on` line and remember the scheme and port."""
-        match = self.wait_for(RUNNING_ON)
-        self.scheme = match["scheme"]
-        self.port = int(match["port"])
-        return self
-
-    def send_signal(self, sig: int) -> None:
-        self.proc.send_signal(sig)
-
-    def wait_exit(self, timeout: float = EXIT_TIMEOUT) -> int:
-        """Wait for the process to end (and for its output to be read)."""
-        try:
-            returncode = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"cppcorn did not exit within {timeout} s; stderr:\n{self.stderr}") from None
-        for reader in self._readers:
-            reader.join(5)
-        return returncode
-
-    def stop(self) -> None:
-        if sys.platform != "win32":
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGKILL)
-        elif self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(EXIT_TIMEOUT)
-        for reader in self._readers:
-            reader.join(5)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
-
-
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
+def workdir(workdir: Path) -> Path:
     """The directory the processes run in, holding `apps.py`."""
-    (tmp_path / "apps.py").write_text(APPS)
-    return tmp_path
-
-
-@pytest.fixture
-def cppcorn_process(workdir: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """`start(*args, env={...}, pass_fds=(...))`: a running cppcorn process,
-    killed at the end of the test if it is still alive."""
-    processes: list[ServerProcess] = []
-
-    def start(*args: str, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()) -> ServerProcess:
-        process = ServerProcess(list(args), workdir, base_env(**(env or {})), pass_fds)
-        processes.append(process)
-        return process
-
-    yield start
-    for process in processes:
-        process.stop()
+    (workdir / "apps.py").write_text(APPS)
+    return workdir
 
 
 @pytest.fixture
@@ -300,7 +133,7 @@ def run_cli(workdir: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
 
     def run(*args: str, env: dict[str, str] | None = None, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "cppcorn", *args],
+            cppcorn_command(*args),
             cwd=workdir,
             env=base_env(**(env or {})),
             stdin=subprocess.DEVNULL,
@@ -312,44 +145,8 @@ def run_cli(workdir: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     return run
 
 
-@pytest.fixture
-def background() -> Iterator[Callable[..., Future[Any]]]:
-    """Run a blocking client call in a thread: `future = background(fn, *args)`."""
-    with ThreadPoolExecutor(max_workers=4) as executor:
-        yield executor.submit
-
-
-@pytest.fixture
-def listening_socket() -> Iterator[socket.socket]:
-    """A TCP socket bound to a free loopback port and listening."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    yield sock
-    sock.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def error_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("ERROR:")]
-
-
-def raw_get(port: int, path: str = "/") -> bytes:
-    """One GET over a raw socket: the response head exactly as sent."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return data.split(b"\r\n\r\n", 1)[0]
 
 
 # --- Version and help -------------------------------------------------------
@@ -443,9 +240,9 @@ def test_lifespan_startup_failed_message_exits_3(run_cli):
     assert "running on" not in result.stderr
 
 
-def test_port_in_use_exits_3(run_cli, listening_socket):
+def test_port_in_use_exits_3(run_cli, listeners):
     """Binding a port already in use: the OS error is logged, exit status 3."""
-    port = listening_socket.getsockname()[1]
+    port = listeners().getsockname()[1]
     result = run_cli("apps:echo", "--port", str(port))
     assert result.returncode == 3
     errors = error_lines(result.stderr)
@@ -497,14 +294,17 @@ SHUTDOWN_LINES = [
     "INFO:     Waiting for application shutdown.",
     "INFO:     Application shutdown complete.",
 ]
+# The same when connections were open: the server waits for them first.
+SHUTDOWN_WAITING_LINES = [
+    SHUTDOWN_LINES[0],
+    "INFO:     Waiting for connections to close. (CTRL+C to force quit)",
+    *SHUTDOWN_LINES[1:],
+]
 
 
-def assert_in_order(lines: list[str], expected: list[str]) -> None:
-    positions = []
-    for item in expected:
-        assert item in lines, f"{item!r} not logged; got:\n" + "\n".join(lines)
-        positions.append(lines.index(item))
-    assert positions == sorted(positions), "\n".join(lines)
+def assert_shut_down(server: ServerProcess) -> None:
+    """The shutdown sequence was logged, then the end of the process."""
+    assert_in_order(server.lines["stderr"], [*SHUTDOWN_LINES, f"INFO:     Finished server process [{server.pid}]"])
 
 
 @posix_only
@@ -515,7 +315,7 @@ def test_sigint_shuts_down_gracefully_with_status_0(serve_cli, loop):
     assert httpx.get(server.url, timeout=5).status_code == 200
     server.send_signal(signal.SIGINT)
     assert server.wait_exit() == 0
-    assert_in_order(server.lines["stderr"], [*SHUTDOWN_LINES, f"INFO:     Finished server process [{server.pid}]"])
+    assert_shut_down(server)
     assert "Traceback" not in server.stderr
 
 
@@ -525,7 +325,7 @@ def test_sigterm_shuts_down_gracefully_then_dies_by_sigterm(serve_cli):
     server = serve_cli("apps:echo")
     server.send_signal(signal.SIGTERM)
     assert server.wait_exit() == -signal.SIGTERM
-    assert_in_order(server.lines["stderr"], [*SHUTDOWN_LINES, f"INFO:     Finished server process [{server.pid}]"])
+    assert_shut_down(server)
 
 
 @posix_only
@@ -541,11 +341,7 @@ def test_in_flight_request_completes_after_sigterm(serve_cli, background):
     assert response.json()["path"] == "/slow"
     assert response.headers["connection"] == "close"
     assert server.wait_exit() == -signal.SIGTERM
-    assert_in_order(
-        server.lines["stderr"],
-        ["INFO:     Shutting down", "INFO:     Waiting for connections to close. (CTRL+C to force quit)",
-         *SHUTDOWN_LINES[1:]],
-    )
+    assert_in_order(server.lines["stderr"], SHUTDOWN_WAITING_LINES)
 
 
 @posix_only
@@ -562,11 +358,7 @@ def test_shutdown_waits_for_request_of_closed_connection(serve_cli):
     server.send_signal(signal.SIGTERM)
     assert server.wait_exit() == -signal.SIGTERM
     assert time.monotonic() - started >= 0.5
-    assert_in_order(
-        server.lines["stderr"],
-        ["INFO:     Shutting down", "INFO:     Waiting for connections to close. (CTRL+C to force quit)",
-         *SHUTDOWN_LINES[1:]],
-    )
+    assert_in_order(server.lines["stderr"], SHUTDOWN_WAITING_LINES)
 
 
 @posix_only
@@ -652,9 +444,9 @@ def test_host_from_environment(serve_cli):
     assert response.status_code == 200
 
 
-def test_command_line_wins_over_environment(serve_cli, listening_socket):
+def test_command_line_wins_over_environment(serve_cli, listeners):
     """Options on the command line override CPPCORN_* variables."""
-    busy_port = listening_socket.getsockname()[1]
+    busy_port = listeners().getsockname()[1]
     server = serve_cli(
         "apps:echo", "--host", "127.0.0.1", "--port", "0",
         env={"CPPCORN_HOST": "127.0.0.2", "CPPCORN_PORT": str(busy_port)},
@@ -738,11 +530,12 @@ def test_root_path(serve_cli):
     assert payload["path"] == "/api/items"
 
 
-def test_header_option(serve_cli):
+def test_header_option(serve_cli, raw_client):
     """`--header "X-A: b"` adds `x-a: b` to every response."""
     server = serve_cli("apps:echo", "--header", "X-A: b")
-    head = raw_get(server.port)
-    assert b"\r\nx-a: b\r\n" in head
+    client = raw_client(server.port)
+    client.send(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+    assert b"\r\nx-a: b\r\n" in client.read_response().raw_head
     assert httpx.get(server.url, timeout=5).headers["x-a"] == "b"
 
 
@@ -794,8 +587,9 @@ def test_no_access_log(serve_cli):
 
 
 @posix_only
-def test_log_level_warning_hides_info(cppcorn_process, listening_socket):
+def test_log_level_warning_hides_info(cppcorn_process, listeners):
     """`--log-level warning`: neither INFO server lines nor access lines."""
+    listening_socket = listeners()
     port = listening_socket.getsockname()[1]
     fd = listening_socket.fileno()
     # The socket already listens, so the request waits in its backlog until
@@ -854,91 +648,25 @@ def test_env_file(serve_cli, workdir):
 
 # --- --log-config with a Uvicorn-style file -----------------------------------------
 
-UVICORN_STYLE_LOG_CONFIG = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "CUSTOM %(levelname)s %(message)s"},
-        "access": {
-            "()": "uvicorn.logging.AccessFormatter",
-            "fmt": 'CUSTOM-ACCESS %(client_addr)s "%(request_line)s" %(status_code)s',
-        },
-    },
-    "handlers": {
-        "default": {"formatter": "default", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
-        "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stdout"},
-    },
-    "loggers": {
-        "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
-        "uvicorn.error": {"level": "INFO"},
-        "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
-    },
-}
-
-UVICORN_STYLE_INI = """\
-[loggers]
-keys=root,uvicorn,uvicorn_error,uvicorn_access
-
-[handlers]
-keys=default,access
-
-[formatters]
-keys=default,access
-
-[logger_root]
-level=WARNING
-handlers=
-
-[logger_uvicorn]
-level=INFO
-handlers=default
-propagate=0
-qualname=uvicorn
-
-[logger_uvicorn_error]
-level=INFO
-handlers=
-propagate=1
-qualname=uvicorn.error
-
-[logger_uvicorn_access]
-level=INFO
-handlers=access
-propagate=0
-qualname=uvicorn.access
-
-[handler_default]
-class=logging.StreamHandler
-formatter=default
-args=(sys.stderr,)
-
-[handler_access]
-class=logging.StreamHandler
-formatter=access
-args=(sys.stdout,)
-
-[formatter_default]
-class=uvicorn.logging.DefaultFormatter
-format=CUSTOM %(levelname)s %(message)s
-
-[formatter_access]
-class=uvicorn.logging.AccessFormatter
-format=CUSTOM-ACCESS %(client_addr)s "%(request_line)s" %(status_code)s
-"""
+# Server lines, access lines.
+UVICORN_STYLE_FORMATS = (
+    "CUSTOM %(levelname)s %(message)s",
+    'CUSTOM-ACCESS %(client_addr)s "%(request_line)s" %(status_code)s',
+)
 
 
 def write_log_config(directory: Path, kind: str) -> Path:
     if kind == "json":
         path = directory / "logging.json"
-        path.write_text(json.dumps(UVICORN_STYLE_LOG_CONFIG))
+        path.write_text(json.dumps(uvicorn_log_config(*UVICORN_STYLE_FORMATS)))
     elif kind == "yaml":
         import yaml
 
         path = directory / "logging.yaml"
-        path.write_text(yaml.safe_dump(UVICORN_STYLE_LOG_CONFIG))
+        path.write_text(yaml.safe_dump(uvicorn_log_config(*UVICORN_STYLE_FORMATS)))
     else:
         path = directory / "logging.ini"
-        path.write_text(UVICORN_STYLE_INI)
+        path.write_text(uvicorn_log_ini(*UVICORN_STYLE_FORMATS))
     return path
 
 
@@ -1011,4 +739,4 @@ def test_limit_max_requests_exits_after_n_requests(serve_cli):
         # The idle keep-alive connection still open does not hold the exit.
         assert server.wait_exit(timeout=5) == 0
     assert "INFO:     Maximum request limit of 2 exceeded. Terminating process." in server.lines["stderr"]
-    assert_in_order(server.lines["stderr"], [*SHUTDOWN_LINES, f"INFO:     Finished server process [{server.pid}]"])
+    assert_shut_down(server)

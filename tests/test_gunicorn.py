@@ -16,17 +16,15 @@ import ssl
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import RawClient, posix_only, wait_until
-from tests.test_cli import base_env
-from tests.test_socket_activation import APPS, CommandProcess, pids_answering, tcp_get
+from tests.conftest import posix_only, wait_until
+from tests.subprocesses import PROCESS_APPS, ServerProcess, assert_two_workers_answer, tcp_get
 
 gunicorn_config = pytest.importorskip("gunicorn.config")
 
@@ -50,7 +48,7 @@ import time
 
 from fastapi import FastAPI
 
-from apps import lifespan
+from asgi_helpers import lifespan
 
 fastapi_app = FastAPI()
 
@@ -80,27 +78,21 @@ async def lifespan_fails(scope, receive, send):
     await send({"type": "lifespan.startup.failed", "message": "database is down"})
 '''
 
-BROKEN_MODULE = 'raise RuntimeError("this module cannot be imported")\n'
+@pytest.fixture
+def workdir(workdir: Path) -> Path:
+    (workdir / "apps.py").write_text(PROCESS_APPS)
+    (workdir / "gunicorn_apps.py").write_text(GUNICORN_APPS)
+    return workdir
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    (tmp_path / "apps.py").write_text(APPS)
-    (tmp_path / "gunicorn_apps.py").write_text(GUNICORN_APPS)
-    (tmp_path / "broken.py").write_text(BROKEN_MODULE)
-    return tmp_path
-
-
-@pytest.fixture
-def gunicorn(workdir: Path) -> Iterator[Callable[..., CommandProcess]]:
+def gunicorn(python_process: Callable[..., ServerProcess]) -> Callable[..., ServerProcess]:
     """`gunicorn(app, *options, workers=1, worker=WORKER)`: a running gunicorn
     whose workers have all started; `process.port` is the port it bound.
     With `ready=False`, just the process (for servers that must fail)."""
-    processes: list[CommandProcess] = []
 
-    def start(app: str, *options: str, workers: int = 1, worker: str = WORKER, ready: bool = True) -> CommandProcess:
-        command = [
-            sys.executable,
+    def start(app: str, *options: str, workers: int = 1, worker: str = WORKER, ready: bool = True) -> ServerProcess:
+        process = python_process(
             "-m",
             "gunicorn",
             "--worker-class",
@@ -112,26 +104,20 @@ def gunicorn(workdir: Path) -> Iterator[Callable[..., CommandProcess]]:
             *NO_CONTROL_SOCKET,
             *options,
             app,
-        ]
-        env = base_env()
-        env.pop("GUNICORN_CMD_ARGS", None)
-        process = CommandProcess(command, workdir, env)
-        processes.append(process)
+        )
         if ready:
             process.port = int(process.wait_for(LISTENING_AT)[1])
             process.wait_count(STARTED, workers)
         return process
 
-    yield start
-    for process in processes:
-        process.stop()
+    return start
 
 
-def get(process: CommandProcess, path: str = "/", **kwargs: Any) -> httpx.Response:
+def get(process: ServerProcess, path: str = "/", **kwargs: Any) -> httpx.Response:
     return httpx.get(f"http://127.0.0.1:{process.port}{path}", timeout=10, **kwargs)
 
 
-def log_lines_of(process: CommandProcess, text: str) -> list[str]:
+def log_lines_of(process: ServerProcess, text: str) -> list[str]:
     return [line for line in process.lines["stderr"] if text in line]
 
 
@@ -143,9 +129,7 @@ def test_both_workers_serve(gunicorn, app):
     response = get(process)
     assert response.status_code == 200
     assert response.headers["server"] == "cppcorn"
-    pids = pids_answering(tcp_get(process.port), process)
-    assert len(pids) == 2
-    assert process.pid not in pids
+    assert_two_workers_answer(tcp_get(process.port), process)
 
 
 @pytest.mark.parametrize(
@@ -184,45 +168,40 @@ def test_max_requests_recycles_workers_without_failed_requests(gunicorn):
     assert log_lines_of(process, "Maximum request limit of 3 exceeded. Terminating process.")
 
 
-def test_keep_alive_closes_idle_connections(gunicorn):
+def test_keep_alive_closes_idle_connections(gunicorn, raw_client):
     """`--keep-alive 1`: a connection is kept for the next request, then
     closed after one idle second (cppcorn's own default is 5)."""
     process = gunicorn("apps:app", "--keep-alive", "1")
-    client = RawClient(process.port, timeout=10)
-    try:
-        for _ in range(2):
-            client.send(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
-            assert client.read_response().status == 200
-        idle_since = time.monotonic()
-        assert client.is_closed(timeout=5)
-        assert 0.8 <= time.monotonic() - idle_since <= 2.0
-    finally:
-        client.close()
+    client = raw_client(process.port, timeout=10)
+    for _ in range(2):
+        client.send(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+        assert client.read_response().status == 200
+    idle_since = time.monotonic()
+    assert client.is_closed(timeout=5)
+    assert 0.8 <= time.monotonic() - idle_since <= 2.0
 
 
-def test_graceful_timeout_lets_in_flight_request_finish_on_sigterm(gunicorn):
+def test_graceful_timeout_lets_in_flight_request_finish_on_sigterm(gunicorn, background):
     """SIGTERM to gunicorn: a request in flight still gets its response
     (within --graceful-timeout), then everything exits cleanly."""
     process = gunicorn("apps:app", "--graceful-timeout", "5")
-    with ThreadPoolExecutor(max_workers=1) as executor:
-        pending = executor.submit(get, process, "/?sleep=1")
-        process.wait_for(r"SLEEPING \d+")
-        process.send_signal(signal.SIGTERM)
-        assert pending.result(timeout=10).status_code == 200
+    pending = background(get, process, "/?sleep=1")
+    process.wait_for(r"SLEEPING \d+")
+    process.send_signal(signal.SIGTERM)
+    assert pending.result(timeout=10).status_code == 200
     assert process.wait_exit(EXIT_TIMEOUT) == 0
     assert log_lines_of(process, "Shutting down: Master")
 
 
-def test_graceful_timeout_bounds_a_recycling_worker(gunicorn):
+def test_graceful_timeout_bounds_a_recycling_worker(gunicorn, background):
     """A worker leaving after --max-requests waits for a request in flight
     no longer than --graceful-timeout, then cancels it."""
     process = gunicorn("apps:app", "--max-requests", "1", "--graceful-timeout", "1")
-    with ThreadPoolExecutor(max_workers=1) as executor:
-        slow = executor.submit(get, process, "/?sleep=30")
-        process.wait_for(r"SLEEPING \d+")
-        assert get(process).status_code == 200  # the worker's last request
-        with pytest.raises(httpx.TransportError):
-            slow.result(timeout=8)
+    slow = background(get, process, "/?sleep=30")
+    process.wait_for(r"SLEEPING \d+")
+    assert get(process).status_code == 200  # the worker's last request
+    with pytest.raises(httpx.TransportError):
+        slow.result(timeout=8)
     process.wait_for("Cancel 1 running task\\(s\\), timeout graceful shutdown exceeded")
     process.wait_count(STARTED, 2)  # its replacement
     assert get(process).status_code == 200
@@ -237,7 +216,7 @@ def test_access_logformat_atoms(gunicorn):
     headers = {"user-agent": "test-agent", "referer": "http://ref/", "x-test": 'a "quoted" value'}
     assert get(process, "/some%20path?x=1&y=2", headers=headers, auth=("alice", "secret")).status_code == 200
     assert get(process, "/?stream").status_code == 200
-    first = dict(zip(atoms, process.wait_for(r"GET /some", stream="stdout").string.split("|")))
+    first = dict(zip(atoms, process.wait_for(r"GET /some", stream="stdout").string.split("|"), strict=True))
     pid = re.search(r"Booting worker with pid: (\d+)", process.stderr)[1]  # type: ignore[index]
     expected = {
         "h": "127.0.0.1",
@@ -266,7 +245,7 @@ def test_access_logformat_atoms(gunicorn):
     assert first["D"].isdigit() and first["M"].isdigit()
     assert re.fullmatch(r"0\.\d{6}", first["L"])
     # Streamed without Content-Length: the size is not known at response start.
-    streamed = dict(zip(atoms, process.wait_for(r"GET /\?stream", stream="stdout").string.split("|")))
+    streamed = dict(zip(atoms, process.wait_for(r"GET /\?stream", stream="stdout").string.split("|"), strict=True))
     assert (streamed["b"], streamed["B"]) == ("-", "-")
 
 
@@ -314,15 +293,14 @@ def test_orphaned_worker_stops(gunicorn):
     process.wait_for(re.escape(f"Finished server process [{pid}]"))
 
 
-def test_sigquit_stops_a_worker_gracefully(gunicorn):
+def test_sigquit_stops_a_worker_gracefully(gunicorn, background):
     """SIGQUIT to a worker: it finishes the request in flight, then exits;
     gunicorn replaces it."""
     process = gunicorn("apps:app")
-    with ThreadPoolExecutor(max_workers=1) as executor:
-        pending = executor.submit(get, process, "/?sleep=1")
-        pid = int(process.wait_for(r"SLEEPING (\d+)")[1])
-        os.kill(pid, signal.SIGQUIT)
-        assert pending.result(timeout=10).status_code == 200
+    pending = background(get, process, "/?sleep=1")
+    pid = int(process.wait_for(r"SLEEPING (\d+)")[1])
+    os.kill(pid, signal.SIGQUIT)
+    assert pending.result(timeout=10).status_code == 200
     process.wait_for(re.escape(f"Worker exiting (pid: {pid})"))
     process.wait_count(STARTED, 2)
     assert get(process).json()["pid"] != pid

@@ -11,14 +11,13 @@ import logging
 import os
 import queue
 import socket
-import struct
 import threading
 import time
 
 import httpx
 import pytest
 
-from tests.conftest import WAIT, Gate, read_body, respond, wait_until
+from tests.conftest import WAIT, Gate, close_socket, read_body, respond, wait_until
 
 
 async def read_recording(receive, received: queue.Queue) -> bytes:
@@ -415,13 +414,6 @@ def test_expect_100_continue_ignored_for_http_1_0(serve, raw_client):
 # -- http.disconnect ---------------------------------------------------------
 
 
-def close_client(client, how: str) -> None:
-    """Close the client's socket: `close` sends a FIN, `reset` an RST."""
-    if how == "reset":
-        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    client.close()
-
-
 @pytest.mark.parametrize("how", ["close", "reset"])
 def test_disconnect_while_waiting_in_receive(serve, raw_client, how):
     """An app that read the whole body and waits in receive() gets http.disconnect
@@ -439,7 +431,7 @@ def test_disconnect_while_waiting_in_receive(serve, raw_client, how):
     client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
     assert waiting.wait(WAIT)
     closed_at = time.monotonic()
-    close_client(client, how)
+    close_socket(client.sock, how)
     message = got.get(timeout=2.0)
     assert message == {"type": "http.disconnect"}
     assert time.monotonic() - closed_at < 2.0
@@ -461,7 +453,7 @@ def test_disconnect_while_waiting_for_body(serve, raw_client, how):
     client = raw_client(server.port)
     client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nhalf")
     assert got.get(timeout=WAIT) == {"type": "http.request", "body": b"half", "more_body": True}
-    close_client(client, how)
+    close_socket(client.sock, how)
     assert got.get(timeout=2.0) == {"type": "http.disconnect"}
 
 
@@ -668,7 +660,7 @@ def test_send_after_client_went_away_does_not_raise(serve, raw_client, caplog):
     client = raw_client(server.port)
     client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert waiting.wait(WAIT)
-    close_client(client, "reset")
+    close_socket(client.sock, "reset")
     status, message, exc = outcome.get(timeout=WAIT)
     assert message == {"type": "http.disconnect"}
     assert (status, exc) == ("ok", None)
@@ -700,7 +692,7 @@ def test_send_while_client_disconnects_mid_stream(serve, raw_client, caplog):
     client = raw_client(server.port)
     client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert streaming.wait(WAIT)
-    close_client(client, "reset")
+    close_socket(client.sock, "reset")
     assert outcome.get(timeout=10) is None
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 

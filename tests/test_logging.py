@@ -5,13 +5,15 @@ import json
 import logging
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from cppcorn.logconfig import LOGGING_CONFIG, configure_logging
 from cppcorn.logging import TRACE_LOG_LEVEL, AccessFormatter, ColourizedFormatter, DefaultFormatter
+from tests.uvicorn_log_configs import uvicorn_log_config, uvicorn_log_ini
 
 LOGGER_NAMES = ["", "cppcorn", "cppcorn.error", "cppcorn.access", "cppcorn.asgi"]
 LOGGER_NAMES += [name.replace("cppcorn", "uvicorn") for name in LOGGER_NAMES[1:]]
@@ -155,77 +157,11 @@ def test_none_leaves_logging_alone() -> None:
     assert logging.getLogger("cppcorn").handlers == before
 
 
-# A log config written for Uvicorn: uvicorn logger names and uvicorn.logging formatters.
-UVICORN_CONFIG: dict[str, Any] = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "%(levelprefix)s[srv] %(message)s"},
-        "access": {
-            "()": "uvicorn.logging.AccessFormatter",
-            "fmt": "%(levelprefix)s%(request_line)s => %(status_code)s",
-        },
-    },
-    "handlers": {
-        "default": {"formatter": "default", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
-        "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stdout"},
-    },
-    "loggers": {
-        "uvicorn": {"handlers": ["default"], "level": "WARNING", "propagate": False},
-        "uvicorn.error": {"level": "ERROR"},
-        "uvicorn.access": {"handlers": ["access"], "level": "DEBUG", "propagate": False},
-    },
-}
-
-UVICORN_INI = """\
-[loggers]
-keys=root,uvicorn,uvicorn_error,uvicorn_access
-
-[handlers]
-keys=default,access
-
-[formatters]
-keys=default,access
-
-[logger_root]
-level=INFO
-handlers=
-
-[logger_uvicorn]
-level=WARNING
-handlers=default
-propagate=0
-qualname=uvicorn
-
-[logger_uvicorn_error]
-level=ERROR
-handlers=
-qualname=uvicorn.error
-
-[logger_uvicorn_access]
-level=DEBUG
-handlers=access
-propagate=0
-qualname=uvicorn.access
-
-[handler_default]
-class=StreamHandler
-formatter=default
-args=(sys.stderr,)
-
-[handler_access]
-class=StreamHandler
-formatter=access
-args=(sys.stdout,)
-
-[formatter_default]
-format=%(levelprefix)s[srv] %(message)s
-class=uvicorn.logging.DefaultFormatter
-
-[formatter_access]
-format=%(levelprefix)s%(request_line)s => %(status_code)s
-class=uvicorn.logging.AccessFormatter
-"""
+# A log config written for Uvicorn, as a dict and as an INI file.
+UVICORN_FORMATS = ("%(levelprefix)s[srv] %(message)s", "%(levelprefix)s%(request_line)s => %(status_code)s")
+UVICORN_LEVELS = {"level": "WARNING", "error_level": "ERROR", "access_level": "DEBUG"}
+UVICORN_CONFIG = uvicorn_log_config(*UVICORN_FORMATS, **UVICORN_LEVELS)
+UVICORN_INI = uvicorn_log_ini(*UVICORN_FORMATS, root_level="INFO", **UVICORN_LEVELS)
 
 
 def assert_uvicorn_config_applied() -> None:
@@ -309,7 +245,7 @@ def test_ini_explicit_cppcorn_logger_wins(tmp_path: Path) -> None:
 def test_ini_interpolation_works_like_fileconfig(tmp_path: Path) -> None:
     # fileConfig interpolates handler args (here from [DEFAULT]) but reads formats raw.
     ini = UVICORN_INI.replace("args=(sys.stdout,)", "args=('%(logdir)s/access.log', 'w')")
-    ini = ini.replace("[handler_access]\nclass=StreamHandler", "[handler_access]\nclass=FileHandler")
+    ini = ini.replace("[handler_access]\nclass=logging.StreamHandler", "[handler_access]\nclass=FileHandler")
     path = tmp_path / "log.ini"
     path.write_text(f"[DEFAULT]\nlogdir={tmp_path.as_posix()}\n\n{ini}")
     configure_logging(path)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -35,7 +34,7 @@ import pytest
 
 from cppcorn.config import Config
 from tests.conftest import posix_only, wait_until
-from tests.test_cli import REPO_ROOT, ServerProcess, base_env
+from tests.subprocesses import REPO_ROOT, ServerProcess
 
 APP = """
 import os
@@ -60,7 +59,6 @@ BLOCK_WATCHFILES = 'raise ImportError("watchfiles is blocked for this test")\n'
 
 BACKENDS = ["WatchFiles", "StatReload"]
 RELOAD_TIMEOUT = 8.0  # from an edit to the new worker serving it
-WORKER_STARTED = re.compile(r"Started server process \[(\d+)\]")
 
 
 def write_file(path: Path, text: str) -> None:
@@ -103,6 +101,14 @@ def reload_lines(process: ServerProcess) -> list[str]:
     return [line for line in process.lines["stderr"] if "detected changes" in line]
 
 
+def assert_first_reload_is_for_the_app(process: ServerProcess, directory: Path) -> None:
+    """Edit `apps.py` after other files were written: the first reload names
+    `apps.py` alone, so the files written before it were ignored."""
+    write_app(directory, b"v2")
+    process.wait_for("detected changes", timeout=RELOAD_TIMEOUT)
+    assert reload_lines(process)[0].endswith("detected changes in 'apps.py'. Reloading...")
+
+
 def pid_exists(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -127,7 +133,7 @@ def process_table() -> dict[int, tuple[int, str]]:
         return {}
     table = {}
     for line in listing.splitlines():
-        pid, ppid, command = (line.split(None, 2) + [""])[:3]
+        pid, ppid, command = [*line.split(None, 2), ""][:3]
         table[int(pid)] = (int(ppid), command)
     return table
 
@@ -157,7 +163,7 @@ def kill_tree(process: ServerProcess) -> None:
         return
     if process.proc.poll() is None:
         os.kill(process.pid, signal.SIGSTOP)
-    logged = {int(match[1]) for match in WORKER_STARTED.finditer(process.stderr)}
+    logged = set(process.server_pids())
     for pid, (ppid, command) in process_table().items():
         if ppid == process.pid or (pid in logged and "multiprocessing" in command):
             with contextlib.suppress(OSError):
@@ -166,7 +172,7 @@ def kill_tree(process: ServerProcess) -> None:
 
 
 @pytest.fixture
-def appdir(tmp_path: Path) -> Path:
+def workdir(tmp_path: Path) -> Path:
     """The directory the reloader runs in and watches, holding `apps.py`."""
     directory = tmp_path / "app"
     directory.mkdir()
@@ -175,8 +181,10 @@ def appdir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def start_cppcorn(tmp_path: Path, appdir: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """`start(*args, backend=...)`: `python -m cppcorn *args` in `appdir`,
+def start_cppcorn(
+    tmp_path: Path, cppcorn_process: Callable[..., ServerProcess]
+) -> Iterator[Callable[..., ServerProcess]]:
+    """`start(*args, backend=...)`: `python -m cppcorn *args` in `workdir`,
     with the given reloader available; killed with its workers at the end."""
     processes: list[ServerProcess] = []
     shim = tmp_path / "no-watchfiles"
@@ -185,8 +193,8 @@ def start_cppcorn(tmp_path: Path, appdir: Path) -> Iterator[Callable[..., Server
 
     def start(*args: str, backend: str = "WatchFiles") -> ServerProcess:
         path = [str(shim), str(REPO_ROOT)] if backend == "StatReload" else [str(REPO_ROOT)]
-        env = base_env(PYTHONPATH=os.pathsep.join(path), PYTHONDONTWRITEBYTECODE="1")
-        process = ServerProcess([*args, "--port", "0", "--lifespan", "off"], appdir, env)
+        env = {"PYTHONPATH": os.pathsep.join(path), "PYTHONDONTWRITEBYTECODE": "1"}
+        process = cppcorn_process(*args, "--port", "0", "--lifespan", "off", env=env)
         processes.append(process)
         return process
 
@@ -196,13 +204,13 @@ def start_cppcorn(tmp_path: Path, appdir: Path) -> Iterator[Callable[..., Server
 
 
 @pytest.fixture
-def reloader(start_cppcorn: Callable[..., ServerProcess], appdir: Path) -> Callable[..., ServerProcess]:
+def reloader(start_cppcorn: Callable[..., ServerProcess], workdir: Path) -> Callable[..., ServerProcess]:
     """`reloader(backend, *extra_args)`: a reloader serving `apps:app`, with
     its first worker answering."""
 
     def start(backend: str, *args: str) -> ServerProcess:
         process = start_cppcorn(
-            "apps:app", "--reload", "--reload-dir", str(appdir), "--reload-delay", "0.1", *args, backend=backend
+            "apps:app", "--reload", "--reload-dir", str(workdir), "--reload-delay", "0.1", *args, backend=backend
         )
         process.wait_started()
         process.wait_for(rf"Started reloader process \[{process.pid}\] using {backend}$")
@@ -217,15 +225,15 @@ def reloader(start_cppcorn: Callable[..., ServerProcess], appdir: Path) -> Calla
 
 @posix_only
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_editing_the_app_reloads_it(reloader, appdir, backend):
+def test_editing_the_app_reloads_it(reloader, workdir, backend):
     """An edit to the application is served by a new worker, within a bound;
     the lifecycle lines are Uvicorn's."""
     server = reloader(backend)
-    assert f"Will watch for changes in these directories: ['{appdir}']" in server.stderr
+    assert f"Will watch for changes in these directories: ['{workdir}']" in server.stderr
     first = worker_pid(server)
 
     edited_at = time.monotonic()
-    write_app(appdir, b"v2")
+    write_app(workdir, b"v2")
     server.wait_for(rf"WARNING:  {backend} detected changes in 'apps.py'\. Reloading\.\.\.$", timeout=RELOAD_TIMEOUT)
     worker_pid(server, other_than=first)
     assert get_body(server) == b"v2"
@@ -235,33 +243,29 @@ def test_editing_the_app_reloads_it(reloader, appdir, backend):
 
 @posix_only
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_text_file_change_does_not_reload_by_default(reloader, appdir, backend):
+def test_text_file_change_does_not_reload_by_default(reloader, workdir, backend):
     server = reloader(backend)
-    write_file(appdir / "notes.txt", "ignored")
-    write_app(appdir, b"v2")
-    server.wait_for("detected changes", timeout=RELOAD_TIMEOUT)
-    assert reload_lines(server)[0].endswith("detected changes in 'apps.py'. Reloading...")
+    write_file(workdir / "notes.txt", "ignored")
+    assert_first_reload_is_for_the_app(server, workdir)
 
 
 @posix_only
-def test_reload_include_watches_text_files(reloader, appdir):
+def test_reload_include_watches_text_files(reloader, workdir):
     server = reloader("WatchFiles", "--reload-include", "*.txt")
     first = worker_pid(server)
-    write_file(appdir / "notes.txt", "watched")
+    write_file(workdir / "notes.txt", "watched")
     server.wait_for(r"WatchFiles detected changes in 'notes\.txt'\. Reloading\.\.\.$", timeout=RELOAD_TIMEOUT)
     worker_pid(server, other_than=first)
     assert get_body(server) == b"v1"
 
 
 @posix_only
-def test_reload_exclude_ignores_patterns_and_directories(reloader, appdir):
-    (appdir / "generated").mkdir()
+def test_reload_exclude_ignores_patterns_and_directories(reloader, workdir):
+    (workdir / "generated").mkdir()
     server = reloader("WatchFiles", "--reload-exclude", "skip_*.py", "--reload-exclude", "generated")
-    write_file(appdir / "skip_me.py", "X = 1\n")
-    write_file(appdir / "generated" / "models.py", "X = 1\n")
-    write_app(appdir, b"v2")
-    server.wait_for("detected changes", timeout=RELOAD_TIMEOUT)
-    assert reload_lines(server)[0].endswith("detected changes in 'apps.py'. Reloading...")
+    write_file(workdir / "skip_me.py", "X = 1\n")
+    write_file(workdir / "generated" / "models.py", "X = 1\n")
+    assert_first_reload_is_for_the_app(server, workdir)
 
 
 @posix_only
@@ -277,29 +281,29 @@ def test_statreload_warns_that_patterns_need_watchfiles(reloader):
 
 @posix_only
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_syntax_error_keeps_reloader_alive_until_fixed(reloader, appdir, backend):
+def test_syntax_error_keeps_reloader_alive_until_fixed(reloader, workdir, backend):
     """A worker that cannot import the application ends; the reloader stays,
     keeps restarting on changes, and the fix brings the server back."""
     server = reloader(backend)
     first = worker_pid(server)
 
-    write_file(appdir / "apps.py", "def app(:\n")
+    write_file(workdir / "apps.py", "def app(:\n")
     server.wait_for(r"SyntaxError", timeout=RELOAD_TIMEOUT)
     assert wait_until(lambda: not running_workers(server)), "the worker that failed to import is still running"
     assert_reloader_stays(server)
 
     # With no worker left, a change still starts one (which fails again).
-    write_file(appdir / "other.py", "X = 1\n")
+    write_file(workdir / "other.py", "X = 1\n")
     server.wait_for(rf"{backend} detected changes in 'other\.py'", timeout=RELOAD_TIMEOUT)
     assert wait_until(lambda: server.stderr.count("SyntaxError") >= 2, RELOAD_TIMEOUT), server.stderr
 
-    write_app(appdir, b"fixed")
+    write_app(workdir, b"fixed")
     worker_pid(server, other_than=first)
     assert get_body(server) == b"fixed"
 
 
 @posix_only
-def test_crashed_worker_is_replaced_on_next_change(reloader, appdir):
+def test_crashed_worker_is_replaced_on_next_change(reloader, workdir):
     server = reloader("WatchFiles")
     first = worker_pid(server)
     with pytest.raises(httpx.TransportError):  # the worker died mid-request
@@ -307,7 +311,7 @@ def test_crashed_worker_is_replaced_on_next_change(reloader, appdir):
     assert wait_until(lambda: not running_workers(server)), "the crashed worker is still running"
     assert_reloader_stays(server)
 
-    write_app(appdir, b"v2")
+    write_app(workdir, b"v2")
     worker_pid(server, other_than=first)
     assert get_body(server) == b"v2"
 
@@ -336,11 +340,11 @@ def test_signal_stops_reloader_and_worker(reloader, backend, sig):
 def test_workers_flag_is_ignored_with_reload(reloader):
     server = reloader("WatchFiles", "--workers", "2")
     assert 'WARNING:  "workers" flag is ignored when reloading is enabled.' in server.lines["stderr"]
-    assert len(WORKER_STARTED.findall(server.stderr)) == 1
+    assert len(server.server_pids()) == 1, server.stderr
 
 
-def test_reload_options_without_reload_warn(start_cppcorn, appdir):
-    server = start_cppcorn("apps:app", "--reload-dir", str(appdir), "--reload-include", "*.txt").wait_started()
+def test_reload_options_without_reload_warn(start_cppcorn, workdir):
+    server = start_cppcorn("apps:app", "--reload-dir", str(workdir), "--reload-include", "*.txt").wait_started()
     assert (
         "WARNING:  Current configuration will not reload as not all conditions are met, "
         "please refer to documentation." in server.lines["stderr"]
@@ -415,7 +419,8 @@ def test_excluding_every_reload_dir_falls_back_to_current_directory(tree, log_re
     assert any(
         record.levelno == logging.WARNING
         and record.getMessage()
-        == "Provided reload directories ['src/pkg'] did not contain valid directories, watching current working directory."
+        == "Provided reload directories ['src/pkg'] did not contain valid directories, "
+        "watching current working directory."
         for record in log_records
     )
 

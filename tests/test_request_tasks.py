@@ -10,6 +10,7 @@ after its response. The task must end with its connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import time
@@ -60,10 +61,8 @@ def test_an_absorbed_cancellation_does_not_reach_the_next_request(serve, raw_cli
         cancelling = task.cancelling() if hasattr(task, "cancelling") else 0
         if scope["path"] == "/absorb":
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.sleep(1)
-            except asyncio.CancelledError:
-                pass
         else:
             await asyncio.sleep(0.01)
         await respond(send, b"%d" % cancelling)
@@ -229,7 +228,8 @@ class Respond:
         self.send = send
 
     def __await__(self):
-        yield from self.send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"9")]}).__await__()
+        start = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"9")]}
+        yield from self.send(start).__await__()
         yield from self.send({"type": "http.response.body", "body": b"awaitable"}).__await__()
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
-import json
 import logging
 import os
 import signal
@@ -27,7 +26,7 @@ import httpx
 import pytest
 
 import cppcorn
-from tests.conftest import posix_only, read_body, simple_app
+from tests.conftest import assert_in_order, posix_only, read_body, respond_json, simple_app
 
 try:
     import uvloop
@@ -55,14 +54,6 @@ def messages(caplog: pytest.LogCaptureFixture, level: int | None = None) -> list
         for record in list(caplog.records)
         if record.name == "cppcorn.error" and (level is None or record.levelno == level)
     ]
-
-
-def assert_in_order(lines: list[str], expected: list[str]) -> None:
-    positions = []
-    for item in expected:
-        assert item in lines, f"{item!r} not logged; got {lines!r}"
-        positions.append(lines.index(item))
-    assert positions == sorted(positions), lines
 
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
@@ -98,16 +89,19 @@ def listening_port(server: cppcorn.Server) -> int:
     return server.servers[0].sockets[0].getsockname()[1]
 
 
-async def respond_json(send: Callable[..., Awaitable[None]], payload: Any) -> None:
-    body = json.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def serve_one_request(
+    server: cppcorn.Server, sockets: list[socket.socket] | None = None, port: int | None = None
+) -> httpx.Response:
+    """Run `server.serve()` (on `sockets`, if given) as a task of the running
+    loop, GET / from it (on `port`, or else where it listens), then set
+    `should_exit` and wait for serve() to return."""
+    task = asyncio.create_task(server.serve() if sockets is None else server.serve(sockets=sockets))
+    await wait_started(server, task)
+    async with httpx.AsyncClient(timeout=5) as client:
+        response = await client.get(f"http://127.0.0.1:{port or listening_port(server)}/")
+    server.should_exit = True
+    await asyncio.wait_for(task, 5)
+    return response
 
 
 async def client_app(scope, receive, send):
@@ -238,7 +232,7 @@ UVICORN_CONFIG_DEFAULTS: dict[str, Any] = {
 def test_config_has_every_uvicorn_parameter_with_its_default():
     """`Config` takes every keyword `uvicorn.Config` takes, defaulting the same."""
     parameters = inspect.signature(cppcorn.Config).parameters
-    assert list(parameters)[0] == "app"
+    assert next(iter(parameters)) == "app"
     assert "log_config" in parameters
     missing = [name for name in UVICORN_CONFIG_DEFAULTS if name not in parameters]
     assert missing == []
@@ -272,27 +266,22 @@ def test_serve_inside_the_callers_event_loop(loop, server_logs):
 
     async def app(scope, receive, send):
         seen["loop"] = asyncio.get_running_loop()
+        seen["handler"] = signal.getsignal(signal.SIGINT)
         await http(scope, receive, send)
 
     async def main():
         before = signal.getsignal(signal.SIGINT)
         server = cppcorn.Server(cppcorn.Config(app, port=0, log_config=None, lifespan="off"))
-        task = asyncio.create_task(server.serve())
-        await wait_started(server, task)
-        during = signal.getsignal(signal.SIGINT)
-        async with httpx.AsyncClient(timeout=5) as client:
-            response = await client.get(f"http://127.0.0.1:{listening_port(server)}/")
-        server.should_exit = True
-        await asyncio.wait_for(task, 5)
-        return server, response, before, during, signal.getsignal(signal.SIGINT), asyncio.get_running_loop()
+        response = await serve_one_request(server)
+        return server, response, before, signal.getsignal(signal.SIGINT), asyncio.get_running_loop()
 
-    server, response, before, during, after, owner_loop = run_in_loop(loop, main)
+    server, response, before, after, owner_loop = run_in_loop(loop, main)
     assert response.status_code == 200
     assert response.text == "embedded"
     assert seen["loop"] is owner_loop
     if loop == "uvloop":
         assert isinstance(owner_loop, uvloop.Loop)
-    assert during == server.handle_exit
+    assert seen["handler"] == server.handle_exit
     assert after == before
     assert_in_order(messages(server_logs), ["Shutting down", f"Finished server process [{os.getpid()}]"])
 
@@ -336,14 +325,7 @@ def serve_on_sockets(loop: str, config: cppcorn.Config, sockets: list[socket.soc
     """Serve on pre-bound sockets in the test's own loop, make one request, stop."""
 
     async def main():
-        server = cppcorn.Server(config)
-        task = asyncio.create_task(server.serve(sockets=sockets))
-        await wait_started(server, task)
-        async with httpx.AsyncClient(timeout=5) as client:
-            response = await client.get(f"http://127.0.0.1:{port}/")
-        server.should_exit = True
-        await asyncio.wait_for(task, 5)
-        return response
+        return await serve_one_request(cppcorn.Server(config), sockets, port)
 
     return run_in_loop(loop, main)
 
@@ -664,16 +646,8 @@ def test_reset_contextvars(loop, reset, expected):
 
     async def main():
         REQUEST_VAR.set("outer")
-        server = cppcorn.Server(
-            cppcorn.Config(app, port=0, log_config=None, lifespan="off", reset_contextvars=reset)
-        )
-        task = asyncio.create_task(server.serve())
-        await wait_started(server, task)
-        async with httpx.AsyncClient(timeout=5) as client:
-            response = await client.get(f"http://127.0.0.1:{listening_port(server)}/")
-        server.should_exit = True
-        await asyncio.wait_for(task, 5)
-        return response
+        config = cppcorn.Config(app, port=0, log_config=None, lifespan="off", reset_contextvars=reset)
+        return await serve_one_request(cppcorn.Server(config))
 
     response = run_in_loop(loop, main)
     assert response.json() == {"value": expected}

@@ -50,7 +50,17 @@ from wsproto.events import (
 )
 from wsproto.extensions import PerMessageDeflate
 
-from tests.conftest import LOOPS, Gate, RunningServer, run_async, start_server, wait_until
+from tests.conftest import (
+    LOOPS,
+    Gate,
+    RunningServer,
+    close_socket,
+    run_async,
+    scope_app,
+    start_server,
+    torn_down,
+    wait_until,
+)
 from tests.websocket_client import (
     BINARY,
     CLOSE,
@@ -76,19 +86,7 @@ SHARED_MAX_SIZE = 64 * 1024  # ws_max_size of the shared server
 @pytest.fixture
 def raw_ws():
     """`client = raw_ws(port)`: a RawWebSocket, closed at the end of the test."""
-    clients: list[RawWebSocket] = []
-
-    def _open(port: int, **kwargs: Any) -> RawWebSocket:
-        client = RawWebSocket(port, **kwargs)
-        clients.append(client)
-        return client
-
-    yield _open
-    for client in clients:
-        try:
-            client.close()
-        except OSError:
-            pass
+    yield from torn_down(RawWebSocket)
 
 
 def ws_url(server, path: str = "/") -> str:
@@ -100,17 +98,6 @@ def connect(server, path: str = "/", **kwargs: Any):
     kwargs.setdefault("open_timeout", WAIT)
     kwargs.setdefault("close_timeout", WAIT)
     return sync_connect(ws_url(server, path), **kwargs)
-
-
-def plain(value: Any) -> Any:
-    """A scope as JSON-able data (bytes as latin-1 text)."""
-    if isinstance(value, bytes):
-        return value.decode("latin-1")
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    return value
 
 
 def echo_app(seen: queue.Queue | None = None, *, subprotocol: str | None = None, headers: list | None = None):
@@ -174,33 +161,6 @@ def shared(request) -> Iterator[SharedServer]:
     app.server = start_server(app, loop=request.param, ws_max_size=SHARED_MAX_SIZE)
     yield app
     app.server.stop()
-
-
-async def scope_app(scope, receive, send):
-    """Answer HTTP with the scope as JSON; accept a WebSocket and send the
-    scope as its first message, then wait for the close."""
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                scope["state"]["answer"] = 42
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    payload = json.dumps(plain(scope)).encode()
-    if scope["type"] == "http":
-        while (await receive()).get("more_body"):
-            pass
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": payload})
-        return
-    await receive()
-    await send({"type": "websocket.accept"})
-    await send({"type": "websocket.send", "text": payload.decode()})
-    scope["state"]["mutated"] = True  # must not leak into the next connection's scope
-    while (await receive())["type"] != "websocket.disconnect":
-        pass
 
 
 def disconnect_code(seen: queue.Queue) -> int:
@@ -331,22 +291,25 @@ def test_scope(serve):
     with connect(server, path, additional_headers={"X-Test": "One"}, subprotocols=["one", "two"]) as ws:
         scope = json.loads(ws.recv(timeout=WAIT))
         local_port = ws.local_address[1]
-    assert scope["type"] == "websocket"
-    assert scope["asgi"] == {"version": "3.0", "spec_version": "2.4"}
-    assert scope["http_version"] == "1.1"
-    assert scope["scheme"] == "ws"
-    assert scope["root_path"] == "/api"
-    assert scope["path"] == "/api/a b/c/d"
-    assert scope["raw_path"] == "/api/a%20b/c%2Fd"
-    assert scope["query_string"] == "x=1&y=%20"
+    expected = {
+        "type": "websocket",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "scheme": "ws",
+        "root_path": "/api",
+        "path": "/api/a b/c/d",
+        "raw_path": "/api/a%20b/c%2Fd",
+        "query_string": "x=1&y=%20",
+        "subprotocols": ["one", "two"],
+        "state": {"answer": 42},
+        "extensions": {"websocket.http.response": {}},
+        "server": ["127.0.0.1", server.port],
+        "client": ["127.0.0.1", local_port],
+    }
+    assert {key: scope.get(key) for key in expected} == expected
     assert ["x-test", "One"] in scope["headers"]
     assert ["sec-websocket-version", "13"] in scope["headers"]
     assert all(name == name.lower() for name, _ in scope["headers"])
-    assert scope["subprotocols"] == ["one", "two"]
-    assert scope["state"] == {"answer": 42}
-    assert scope["extensions"] == {"websocket.http.response": {}}
-    assert scope["server"] == ["127.0.0.1", server.port]
-    assert scope["client"] == ["127.0.0.1", local_port]
     assert "method" not in scope
 
     # Each connection gets its own copy of the lifespan state.
@@ -878,9 +841,7 @@ def test_client_vanishes(serve, raw_ws, how):
     client.connect()
     client.send_text("hello")
     assert client.recv_data_frame().payload == b"hello"
-    if how == "reset":
-        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    client.sock.close()
+    close_socket(client.sock, how)
     started = time.monotonic()
     message = seen.get(timeout=2)
     assert message["code"] == 1006
@@ -898,7 +859,7 @@ def test_send_after_disconnect_raises_oserror(serve, raw_ws):
         assert message["type"] == "websocket.disconnect"
         try:
             await send({"type": "websocket.send", "text": "too late"})
-        except Exception as exc:  # noqa: BLE001 - the test checks which
+        except Exception as exc:  # the test checks which
             outcomes.put((message["code"], exc))
         else:
             outcomes.put((message["code"], None))

@@ -15,6 +15,7 @@ the end of the test (`ServerProcess.stop`), so that no worker outlives it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -22,14 +23,14 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import posix_only, wait_until
-from tests.test_cli import ServerProcess, base_env
+from tests.conftest import posix_only
+from tests.subprocesses import BROKEN_MODULE, ServerProcess
 
 pytestmark = posix_only
 
@@ -42,14 +43,12 @@ import ctypes
 import os
 import sys
 
+from asgi_helpers import lifespan
+
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            await send({"type": message["type"] + ".complete"})
-            if message["type"] == "lifespan.shutdown":
-                return
+        return await lifespan(receive, send)
     if scope["path"] == "/slow":
         print(f"REQUEST-STARTED {os.getpid()}", file=sys.stderr, flush=True)
         await asyncio.sleep(float(scope["query_string"] or 1))
@@ -59,19 +58,12 @@ async def app(scope, receive, send):
         # no thread of this worker runs, its health check included.
         ctypes.PyDLL(None).sleep(30)
     body = str(os.getpid()).encode()
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", str(len(body)).encode())]})
+    headers = [(b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 """
 
-BROKEN_APP = 'raise RuntimeError("this module cannot be imported")\n'
-
 WAIT = 15.0  # upper bound for a worker to start, be replaced, or be seen serving
-WORKER_STARTED = re.compile(r"Started server process \[(\d+)\]")
-
-
-def worker_pids(process: ServerProcess) -> list[int]:
-    """Every worker started so far, from the `Started server process` lines."""
-    return [int(match[1]) for match in WORKER_STARTED.finditer(process.stderr)]
 
 
 def listeners_on(port: int) -> int:
@@ -79,12 +71,6 @@ def listeners_on(port: int) -> int:
     lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
     # Fields: sl, local address (hex ip:port), remote address, state (0A: LISTEN).
     return sum(1 for line in lines if line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "0A")
-
-
-def wait_for_count(process: ServerProcess, text: str, count: int, timeout: float = WAIT) -> None:
-    """Wait until `text` has been logged (on stderr) `count` times."""
-    if not wait_until(lambda: process.stderr.count(text) >= count, timeout):
-        raise AssertionError(f"{text!r} not logged {count} times:\n{process.stderr}")
 
 
 class Hammer:
@@ -143,58 +129,33 @@ class Hammer:
 
     def wait_until(self, predicate: Callable[[Counter[int]], bool], what: str, timeout: float = WAIT) -> None:
         """Wait until `predicate(pids that answered so far)` holds."""
-        deadline = time.monotonic() + timeout
         with self._changed:
-            while not predicate(self.pids):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"timed out waiting for {what}; answers {dict(self.pids)}")
-                self._changed.wait(remaining)
+            if not self._changed.wait_for(lambda: predicate(self.pids), timeout):
+                raise AssertionError(f"timed out waiting for {what}; answers {dict(self.pids)}")
 
     def wait_for_requests(self, count: int, timeout: float = WAIT) -> None:
-        deadline = time.monotonic() + timeout
+        """Wait until `count` requests have been answered or have failed."""
         with self._changed:
-            while sum(self.pids.values()) + len(self.failures) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"only {self.count} of {count} requests in {timeout} s")
-                self._changed.wait(remaining)
+            if not self._changed.wait_for(lambda: self.count >= count, timeout):
+                raise AssertionError(f"only {self.count} of {count} requests in {timeout} s")
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    (tmp_path / "apps.py").write_text(APPS)
-    (tmp_path / "broken.py").write_text(BROKEN_APP)
-    return tmp_path
+def workdir(workdir: Path) -> Path:
+    (workdir / "apps.py").write_text(APPS)
+    return workdir
 
 
 @pytest.fixture
-def supervisor(workdir: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """`supervisor(*args)`: a cppcorn parent process, not waited for; its
-    process group (workers included) is killed at the end of the test."""
-    processes: list[ServerProcess] = []
-
-    def start(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
-        process = ServerProcess(list(args), workdir, base_env(**(env or {})))
-        processes.append(process)
-        return process
-
-    yield start
-    for process in processes:
-        process.stop()
-
-
-@pytest.fixture
-def serve_workers(supervisor: Callable[..., ServerProcess]) -> Callable[..., ServerProcess]:
+def serve_workers(cppcorn_process: Callable[..., ServerProcess]) -> Callable[..., ServerProcess]:
     """`serve_workers(*args)`: `apps:app --workers 2` on a free port, once
     the parent listens and every worker has completed its startup."""
 
     def start(*args: str, workers: int = 2, env: dict[str, str] | None = None) -> ServerProcess:
         if "WEB_CONCURRENCY" not in (env or {}):
             args = ("--workers", str(workers), *args)
-        process = supervisor("apps:app", "--port", "0", *args, env=env)
-        process.wait_started()
-        wait_for_count(process, "Application startup complete.", workers)
+        process = cppcorn_process("apps:app", "--port", "0", *args, env=env).wait_started()
+        process.wait_count("Application startup complete.", workers, timeout=WAIT)
         return process
 
     return start
@@ -210,7 +171,7 @@ def test_two_workers_serve_and_stop(serve_workers):
     lines = process.lines["stderr"]
     assert lines[0].startswith("INFO:     cppcorn running on http://127.0.0.1:")
     assert lines[1] == f"INFO:     Started parent process [{process.pid}]"
-    workers = worker_pids(process)
+    workers = process.server_pids()
     assert len(set(workers)) == 2 and process.pid not in workers
     # The parent logs "running on"; the workers do not.
     assert process.stderr.count("running on") == 1
@@ -233,7 +194,7 @@ def test_web_concurrency_sets_the_number_of_workers(serve_workers):
     """`WEB_CONCURRENCY=3` without `--workers`: three workers."""
     process = serve_workers(workers=3, env={"WEB_CONCURRENCY": "3"})
     assert "--workers" not in process.args
-    assert len(set(worker_pids(process))) == 3
+    assert len(set(process.server_pids())) == 3
 
 
 def test_sigterm_lets_in_flight_requests_finish(serve_workers):
@@ -252,7 +213,7 @@ def test_sigterm_lets_in_flight_requests_finish(serve_workers):
     threads = [threading.Thread(target=slow_request) for _ in range(6)]
     for thread in threads:
         thread.start()
-    wait_for_count(process, "REQUEST-STARTED", 6)
+    process.wait_count("REQUEST-STARTED", 6, timeout=WAIT)
     process.send_signal(signal.SIGTERM)
     for thread in threads:
         thread.join(10)
@@ -264,14 +225,14 @@ def test_sigterm_lets_in_flight_requests_finish(serve_workers):
 
 
 @pytest.mark.parametrize("app", ["missing_module:app", "broken:app"], ids=["not-found", "raises"])
-def test_worker_that_cannot_start_stops_the_parent_with_status_3(supervisor, app):
+def test_worker_that_cannot_start_stops_the_parent_with_status_3(cppcorn_process, app):
     """A worker whose application cannot be imported (status 3), or raises
     while being imported (status 1, before it ever served), stops the
     parent with status 3 instead of being restarted forever."""
-    process = supervisor(app, "--workers", "2", "--port", "0")
+    process = cppcorn_process(app, "--workers", "2", "--port", "0")
     assert process.wait_exit(WAIT) == 3, process.stderr
     assert re.search(r"ERROR:    Child process \[\d+\] failed to start; stopping the parent process\.", process.stderr)
-    assert len(set(worker_pids(process))) <= 2  # none was started again
+    assert len(set(process.server_pids())) <= 2  # none was started again
     assert process.lines["stderr"][-1] == f"INFO:     Stopping parent process [{process.pid}]"
 
 
@@ -282,7 +243,7 @@ def test_killed_worker_is_replaced_while_requests_succeed(serve_workers):
     """A worker killed with SIGKILL is reaped and replaced (a new PID
     answers); meanwhile every request is served, by the other worker."""
     process = serve_workers()
-    workers = set(worker_pids(process))
+    workers = set(process.server_pids())
     with Hammer(process.url) as hammer:
         hammer.wait_until(lambda pids: set(pids) == workers, "both workers to answer")
         victim = max(workers)
@@ -294,7 +255,7 @@ def test_killed_worker_is_replaced_while_requests_succeed(serve_workers):
         hammer.wait_until(lambda pids: len(set(pids) - workers) == 1, "the replacement to answer")
     assert hammer.failures == []
     assert hammer.count > served_before
-    replacement = (set(worker_pids(process)) - workers).pop()
+    replacement = (set(process.server_pids()) - workers).pop()
     assert process.lines["stderr"].index(f"INFO:     Waiting for child process [{victim}]") < process.lines[
         "stderr"
     ].index(f"INFO:     Child process [{victim}] died")
@@ -306,7 +267,7 @@ def test_worker_holding_the_gil_is_killed_and_replaced(serve_workers):
     `--timeout-worker-healthcheck` (here: a C call holding the GIL) is
     killed and replaced; the other worker serves meanwhile."""
     process = serve_workers("--timeout-worker-healthcheck", "1")
-    workers = set(worker_pids(process))
+    workers = set(process.server_pids())
     with Hammer(process.url) as hammer:
         hammer.wait_until(lambda pids: set(pids) == workers, "both workers to answer")
         blocked = httpx.Client(timeout=10)
@@ -327,17 +288,15 @@ def test_worker_holding_the_gil_is_killed_and_replaced(serve_workers):
 
 
 def _ignore_errors(call: Callable[..., object], *args: object) -> None:
-    try:
+    with contextlib.suppress(httpx.HTTPError):  # the request whose worker is killed fails, as it must
         call(*args)
-    except httpx.HTTPError:  # the request whose worker is killed fails, as it must
-        pass
 
 
 def test_sighup_restarts_every_worker_without_losing_a_request(serve_workers):
     """SIGHUP under load: each worker is replaced by a new one that serves
     before the old one is told to stop; every request succeeds."""
     process = serve_workers()
-    old = set(worker_pids(process))
+    old = set(process.server_pids())
     with Hammer(process.url, threads=2) as hammer:
         hammer.wait_until(lambda pids: set(pids) == old, "both workers to answer")
         process.send_signal(signal.SIGHUP)
@@ -347,7 +306,7 @@ def test_sighup_restarts_every_worker_without_losing_a_request(serve_workers):
         after_restart = Counter(hammer.pids)
         hammer.wait_for_requests(max(1000, hammer.count + 200))
         since = hammer.pids - after_restart
-    new = set(worker_pids(process)) - old
+    new = set(process.server_pids()) - old
     assert len(new) == 2
     assert hammer.failures == []
     assert set(since) == new
@@ -365,8 +324,8 @@ def test_sighup_keeps_the_workers_when_a_new_one_cannot_start(serve_workers, wor
     fails to start, the restart is aborted, and the old workers go on
     serving; the parent does not stop."""
     process = serve_workers()
-    old = set(worker_pids(process))
-    (workdir / "apps.py").write_text(BROKEN_APP)
+    old = set(process.server_pids())
+    (workdir / "apps.py").write_text(BROKEN_MODULE)
     process.send_signal(signal.SIGHUP)
     match = process.wait_for(r"ERROR:    New child process \[(\d+)\] was not serving within 5 s; keeping child process")
     assert int(match[1]) not in old
@@ -384,15 +343,15 @@ def test_sigttin_adds_a_worker_and_sigttou_removes_one(serve_workers):
     with Hammer(process.url) as hammer:
         process.send_signal(signal.SIGTTIN)
         process.wait_for("Received SIGTTIN, increasing the number of processes.")
-        wait_for_count(process, "Application startup complete.", 3)
-        workers = worker_pids(process)
+        process.wait_count("Application startup complete.", 3, timeout=WAIT)
+        workers = process.server_pids()
         assert len(set(workers)) == 3
         hammer.wait_until(lambda pids: len(pids) == 3, "the third worker to answer")
 
         for stopped in (1, 2):
             process.send_signal(signal.SIGTTOU)
-            wait_for_count(process, "Received SIGTTOU, decreasing number of processes.", stopped)
-            wait_for_count(process, "Finished server process", stopped)
+            process.wait_count("Received SIGTTOU, decreasing number of processes.", stopped, timeout=WAIT)
+            process.wait_count("Finished server process", stopped, timeout=WAIT)
         process.send_signal(signal.SIGTTOU)
         process.wait_for("Already reached one process, cannot decrease the number of processes anymore.")
         survivors = [pid for pid in workers if f"Finished server process [{pid}]" not in process.stderr]
@@ -403,7 +362,7 @@ def test_sigttin_adds_a_worker_and_sigttou_removes_one(serve_workers):
     assert len(survivors) == 1 and set(since) == set(survivors)
     for pid in set(workers) - set(survivors):
         assert f"INFO:     Terminated child process [{pid}]" in process.lines["stderr"]
-    assert worker_pids(process) == workers  # none was started to replace them
+    assert process.server_pids() == workers  # none was started to replace them
 
 
 @pytest.mark.parametrize(
@@ -416,7 +375,7 @@ def test_limit_max_requests_replaces_workers_without_losing_a_request(serve_work
     when both workers are between a stop and their replacement: connections
     wait in the listening sockets' queues, which the parent keeps open."""
     process = serve_workers("--limit-max-requests", "5", *sockets)
-    original = set(worker_pids(process))
+    original = set(process.server_pids())
     with Hammer(process.url, threads=2) as hammer:
         hammer.wait_until(
             lambda pids: len(set(pids) - original) >= 2 and sum(pids.values()) >= 60, "two replacements to answer"
@@ -450,7 +409,7 @@ def test_worker_at_its_request_limit_is_replaced_before_it_finishes(serve_worker
     replacing = lines.index(f"INFO:     Child process [{retiring}] stopped serving; starting its replacement.")
     finished = lines.index(f"INFO:     Finished server process [{retiring}]")
     started_meanwhile = [
-        pid for pid in worker_pids(process) if replacing < lines.index(f"INFO:     Started server process [{pid}]")
+        pid for pid in process.server_pids() if replacing < lines.index(f"INFO:     Started server process [{pid}]")
     ]
     assert any(lines.index(f"INFO:     Started server process [{pid}]") < finished for pid in started_meanwhile)
 
@@ -459,7 +418,7 @@ def test_workers_stop_when_the_parent_is_killed(serve_workers):
     """A parent killed with SIGKILL cannot stop its workers: they notice
     that it is gone and shut down gracefully, freeing the port."""
     process = serve_workers()
-    workers = worker_pids(process)
+    workers = process.server_pids()
     os.kill(process.pid, signal.SIGKILL)
     for pid in workers:
         process.wait_for(rf"Finished server process \[{pid}\]")
@@ -478,7 +437,7 @@ def test_reuse_port_serves_on_two_workers_and_restarts_without_loss(serve_worker
     parent keeps each listener (and its queue) open across the swap."""
     process = serve_workers("--reuse-port")
     assert listeners_on(process.port) == 2
-    old = set(worker_pids(process))
+    old = set(process.server_pids())
     with Hammer(process.url, threads=2) as hammer:
         hammer.wait_until(lambda pids: set(pids) == old, "both workers to answer")
         process.send_signal(signal.SIGHUP)
@@ -486,7 +445,7 @@ def test_reuse_port_serves_on_two_workers_and_restarts_without_loss(serve_worker
             process.wait_for(rf"Finished server process \[{pid}\]", timeout=WAIT)
         hammer.wait_for_requests(max(1000, hammer.count + 200))
     assert hammer.failures == []
-    assert len(set(worker_pids(process)) - old) == 2
+    assert len(set(process.server_pids()) - old) == 2
     assert len(hammer.pids) == 4
     # The new workers took over the same two listeners.
     assert listeners_on(process.port) == 2

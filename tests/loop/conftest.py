@@ -46,7 +46,7 @@ import pytest
 CPPCORN_LOOP_API = ("new_event_loop", "Loop", "EventLoopPolicy", "run")
 try:
     import cppcorn.loop as cppcorn_loop
-except Exception as exc:  # noqa: BLE001 - not built yet, or broken: the asyncio reference still runs
+except Exception as exc:  # not built yet, or broken: the asyncio reference still runs
     cppcorn_loop = None
     CPPCORN_IMPORT_ERROR = f"{type(exc).__name__}: {exc}"
 else:

@@ -352,7 +352,7 @@ class EchoRecorder(RecordingProtocol):
 @kinds("tcp4", "unix")
 def test_many_connections_leave_no_descriptor(loop, run, short_tmp, kind):
     async def roundtrip(server: Accepting, i: int) -> bytes:
-        client, transport, proto = await server.connect()
+        client, _transport, proto = await server.connect()
         try:
             await loop.sock_sendall(client, b"n%d" % i)
             client.shutdown(socket.SHUT_WR)

@@ -15,6 +15,7 @@ import pytest
 from tests.loop.conftest import (
     WAIT,
     EchoProtocol,
+    LoopImpl,
     RecordingProtocol,
     close_loop_expecting_unclosed_transport,
     collect,
@@ -79,17 +80,23 @@ async def exercise(loop: asyncio.AbstractEventLoop) -> None:
     await asyncio.gather(pending, return_exceptions=True)
 
 
+def exercised_and_closed(loop_impl: LoopImpl) -> weakref.ref[asyncio.AbstractEventLoop]:
+    """A new loop, `exercise`d, shut down and closed properly: a weak
+    reference to it, the only one left."""
+    loop = loop_impl.new_event_loop()
+    try:
+        loop.run_until_complete(asyncio.wait_for(exercise(loop), WAIT * 2))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
+    return weakref.ref(loop)
+
+
 def test_closed_loop_leaves_no_resource_warning(loop_impl):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        loop = loop_impl.new_event_loop()
-        try:
-            loop.run_until_complete(asyncio.wait_for(exercise(loop), WAIT * 2))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
-        finally:
-            loop.close()
-        del loop
+        exercised_and_closed(loop_impl)
         collect()
     assert [f"{w.category.__name__}: {w.message}" for w in caught] == []
 
@@ -97,17 +104,7 @@ def test_closed_loop_leaves_no_resource_warning(loop_impl):
 def test_closed_loop_leaves_no_descriptor_and_no_reference(loop_impl):
     collect()
     before = open_fds()
-    refs = []
-    for _ in range(3):
-        loop = loop_impl.new_event_loop()
-        try:
-            loop.run_until_complete(asyncio.wait_for(exercise(loop), WAIT * 2))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
-        finally:
-            loop.close()
-        refs.append(weakref.ref(loop))
-        del loop
+    refs = [exercised_and_closed(loop_impl) for _ in range(3)]
     collect()
     assert open_fds() - before == set()
     assert [ref() for ref in refs] == [None, None, None]

@@ -149,7 +149,7 @@ def test_subprocess_in_a_thread_loop(loop_factory):
                 return out, proc.returncode
 
             results.append(inner.run_until_complete(asyncio.wait_for(main(), WAIT)))
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:  # reported by the test
             results.append(exc)
         finally:
             inner.close()
@@ -397,7 +397,7 @@ def test_add_signal_handler_outside_the_main_thread(loop_factory, restore_signal
         inner = loop_factory()
         try:
             inner.add_signal_handler(signal.SIGUSR1, lambda: None)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:  # reported by the test
             caught.append(exc)
         finally:
             inner.close()

@@ -305,19 +305,26 @@ def test_abort_discards_buffer(loop, run):
     run(main())
 
 
+async def connection_reset_by_peer(loop: asyncio.AbstractEventLoop) -> tuple[asyncio.Transport, RecordingProtocol]:
+    """A connection made by the loop to a plain listening socket, whose
+    accepted end then closes with an RST (SO_LINGER with a zero timeout)."""
+    raw = socket.socket()
+    raw.bind(("127.0.0.1", 0))
+    raw.listen(1)
+    raw.setblocking(False)
+    transport, proto = await loop.create_connection(RecordingProtocol, *raw.getsockname())
+    conn, _ = await loop.sock_accept(raw)
+    raw.close()
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+    return transport, proto
+
+
 def test_peer_reset_reaches_connection_lost_not_the_exception_handler(loop, run):
     """An OSError from the socket is reported to connection_lost() only."""
 
     async def main():
-        raw = socket.socket()
-        raw.bind(("127.0.0.1", 0))
-        raw.listen(1)
-        raw.setblocking(False)
-        _, proto = await loop.create_connection(RecordingProtocol, *raw.getsockname())
-        conn, _ = await loop.sock_accept(raw)
-        raw.close()
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        conn.close()  # RST
+        _, proto = await connection_reset_by_peer(loop)
         exc = await asyncio.wait_for(proto.lost, WAIT)
         assert exc is None or isinstance(exc, ConnectionResetError)
         # asyncio: a reset seen by recv() is a ConnectionResetError; seen as EOF first it is None
@@ -329,15 +336,7 @@ def test_peer_reset_reaches_connection_lost_not_the_exception_handler(loop, run)
 
 def test_write_to_reset_connection(loop, run):
     async def main():
-        raw = socket.socket()
-        raw.bind(("127.0.0.1", 0))
-        raw.listen(1)
-        raw.setblocking(False)
-        transport, proto = await loop.create_connection(RecordingProtocol, *raw.getsockname())
-        conn, _ = await loop.sock_accept(raw)
-        raw.close()
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        conn.close()
+        transport, proto = await connection_reset_by_peer(loop)
         await asyncio.wait_for(proto.lost, WAIT)
         for _ in range(10):  # no exception: writes after connection_lost are dropped
             transport.write(b"x" * 1000)
