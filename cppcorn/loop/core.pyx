@@ -13,17 +13,18 @@ cimport cython
 from asyncio import base_events, format_helpers, futures, tasks
 from asyncio.log import logger
 
+from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from libc.errno cimport EINTR, EPERM
 from libc.math cimport ceil
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
-
-cdef extern from "Python.h":
-    object PyContext_CopyCurrent()
-    int PyContext_Enter(object ctx) except -1
-    int PyContext_Exit(object ctx) except -1
+from cppcorn.includes.io_poller cimport (
+    CC_IO_READ, CC_IO_WRITE, CC_POLLER_EPOLL, CC_POLLER_POLL, cc_poller_backend_available, cc_poller_close,
+    cc_poller_init, cc_poller_set, cc_poller_wait,
+)
+from cppcorn.includes.python cimport PyTypeObject, inquiry, traverseproc, visitproc
 
 
 # asyncio's limits (base_events): no wait is longer than a day, and the
@@ -837,15 +838,6 @@ cdef class LoopCore:
 # those references to find the cycle, run asyncio's __del__ (which warns
 # "unclosed event loop" and closes it) and free it. So the type's traverse
 # and clear functions are extended to cover the arrays.
-
-cdef extern from "Python.h":
-    ctypedef int (*visitproc)(PyObject *, void *)
-    ctypedef int (*traverseproc)(PyObject *, visitproc, void *)
-    ctypedef int (*inquiry)(PyObject *)
-    ctypedef struct PyTypeObject:
-        traverseproc tp_traverse
-        inquiry tp_clear
-
 
 cdef traverseproc generated_traverse = (<PyTypeObject *>LoopCore).tp_traverse
 cdef inquiry generated_clear = (<PyTypeObject *>LoopCore).tp_clear

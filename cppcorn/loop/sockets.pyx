@@ -14,7 +14,9 @@ from libc.errno cimport errno
 
 cimport cython
 
-from cppcorn.loop.syscalls cimport MSG_NOSIGNAL, os_error, recv, send, would_block
+from cppcorn.includes.socket_calls cimport MSG_NOSIGNAL
+from cppcorn.includes.system cimport recv, send
+from cppcorn.loop.errors cimport os_error, would_block
 
 
 # Receives of up to this size go through the stack and are copied out at

@@ -24,31 +24,20 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid, PyCapsule_New
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_FromString
 from libc.errno cimport ECONNABORTED, errno
+from posix.uio cimport iovec, writev
+from posix.unistd cimport close
 
-from cppcorn.loop.core cimport CC_IO_READ, CC_IO_WRITE
-from cppcorn.loop.syscalls cimport (
-    AF_INET, AF_INET6, AF_UNIX, CC_ABSTRACT_UNIX_NAMES, CC_SUN_PATH_OFFSET, INET6_ADDRSTRLEN,
-    MSG_NOSIGNAL, SHUT_WR, cc_accept, close, getpeername, getsockname, inet_ntop, iovec, ntohl,
-    ntohs, os_error, recv, send, shutdown, sockaddr, sockaddr_in, sockaddr_in6, sockaddr_storage,
-    sockaddr_un, socklen_t, would_block, writev,
-)
+from cppcorn.includes.io_poller cimport CC_IO_READ, CC_IO_WRITE
+from cppcorn.includes.python cimport PyUnicode_DecodeFSDefaultAndSize
+from cppcorn.includes.socket_calls cimport CC_ABSTRACT_UNIX_NAMES, CC_SUN_PATH_OFFSET, MSG_NOSIGNAL, cc_accept
 from cppcorn.includes.stream_seam cimport CC_RECEIVER_CAPSULE, CC_SENDER_CAPSULE, cc_stream_receiver, cc_stream_sender
+from cppcorn.includes.system cimport (
+    AF_INET, AF_INET6, AF_UNIX, INET6_ADDRSTRLEN, IPPROTO_TCP, SHUT_WR, TCP_NODELAY, getpeername, getsockname,
+    inet_ntop, ntohl, ntohs, recv, send, setsockopt, shutdown, sockaddr, sockaddr_in, sockaddr_in6, sockaddr_storage,
+    sockaddr_un, socklen_t, strnlen,
+)
+from cppcorn.loop.errors cimport os_error, would_block
 
-
-cdef extern from "<sys/socket.h>":
-    int setsockopt(int fd, int level, int name, const void *value, unsigned int size)
-
-cdef extern from "<netinet/in.h>":
-    int IPPROTO_TCP
-
-cdef extern from "<netinet/tcp.h>":
-    int TCP_NODELAY
-
-cdef extern from "<string.h>":
-    size_t strnlen(const char *s, size_t size)
-
-cdef extern from "Python.h":
-    object PyUnicode_DecodeFSDefaultAndSize(const char *s, Py_ssize_t size)
 
 # asyncio's sizes: reads of up to 256 KiB, write buffer limits 64 KiB/16 KiB,
 # and a warning once writes keep coming to a lost connection.

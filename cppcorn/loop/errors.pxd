@@ -1,0 +1,18 @@
+# How the failures of cppcorn.loop's calls on descriptors read: shared by
+# core.pyx, stream.pyx (transports) and sockets.pyx (sock_*). Inline
+# functions only; there is no module behind it.
+
+from libc.errno cimport EAGAIN, EINTR
+from libc.string cimport strerror
+
+from cppcorn.includes.system cimport EWOULDBLOCK
+
+
+cdef inline bint would_block(int error) noexcept:
+    """The socket is not ready: wait for it, this is no failure."""
+    return error == EAGAIN or error == EWOULDBLOCK or error == EINTR
+
+
+cdef inline object os_error(int error):
+    """The OSError (subclass) Python raises for this errno."""
+    return OSError(error, (<bytes>strerror(error)).decode())
