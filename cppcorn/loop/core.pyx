@@ -29,10 +29,12 @@ from cppcorn.includes.python cimport PyTypeObject, inquiry, traverseproc, visitp
 
 # asyncio's limits (base_events): no wait is longer than a day, and the
 # timer heap is rebuilt when more than half of its (100+) entries are
-# cancelled.
-DEF MAXIMUM_SELECT_TIMEOUT = 24 * 3600.0
-DEF MIN_SCHEDULED_TIMER_HANDLES = 100
-DEF CLOCK_RESOLUTION = 1e-09
+# cancelled. Timers due within the clock's resolution (clock_gettime()'s
+# nanosecond, as time.get_clock_info("monotonic") says) run now.
+cdef enum:
+    MIN_SCHEDULED_TIMER_HANDLES = 100
+cdef const double MAXIMUM_SELECT_TIMEOUT = 24 * 3600.0
+cdef const double CLOCK_RESOLUTION = 1e-09
 
 cdef object Task = tasks.Task
 cdef object Future = futures.Future

@@ -22,7 +22,8 @@ from cppcorn.loop.errors cimport os_error, would_block
 # Receives of up to this size go through the stack and are copied out at
 # their exact size; larger ones are read into a bytes object of the size
 # asked for.
-DEF SMALL_RECV = 4096
+cdef enum:
+    SMALL_RECV = 4096
 
 cdef object NOT_READY = object()
 

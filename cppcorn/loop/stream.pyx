@@ -41,12 +41,13 @@ from cppcorn.loop.errors cimport os_error, would_block
 
 # asyncio's sizes: reads of up to 256 KiB, write buffer limits 64 KiB/16 KiB,
 # and a warning once writes keep coming to a lost connection.
-DEF READ_SIZE = 262144
-DEF WRITEV_MAX = 64
-# Writes up to this size (and the high-water mark: waiting never pauses the
-# protocol) into an empty queue wait for the end of the loop's iteration
-# (StreamTransport.defer_write()); larger ones go at once.
-DEF DEFER_LIMIT = 16384
+cdef enum:
+    READ_SIZE = 262144
+    WRITEV_MAX = 64
+    # Writes up to this size (and the high-water mark: waiting never pauses
+    # the protocol) into an empty queue wait for the end of the loop's
+    # iteration (StreamTransport.defer_write()); larger ones go at once.
+    DEFER_LIMIT = 16384
 cdef int LOG_THRESHOLD_FOR_CONNLOST_WRITES = constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
 
 # Reads land here, and are copied into a bytes object of the size received
