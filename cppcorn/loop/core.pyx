@@ -20,6 +20,7 @@ from libc.errno cimport EINTR, EPERM
 from libc.math cimport ceil
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
+from cppcorn.includes.compat cimport CC_TASKS_TAKE_CONTEXT
 from cppcorn.includes.io_poller cimport (
     CC_IO_READ, CC_IO_WRITE, CC_POLLER_EPOLL, CC_POLLER_POLL, cc_poller_backend_available, cc_poller_close,
     cc_poller_init, cc_poller_set, cc_poller_wait,
@@ -38,7 +39,6 @@ cdef const double CLOCK_RESOLUTION = 1e-09
 
 cdef object Task = tasks.Task
 cdef object Future = futures.Future
-cdef bint TASK_TAKES_CONTEXT = sys.version_info >= (3, 11)
 
 
 cdef inline double monotonic():
@@ -315,7 +315,7 @@ cdef class LoopCore:
         per request, and asyncio's Python frame around the Task cost about a
         third as much as the Task itself. (Having no frame, this one has
         none to trim from a debug-mode task's creation traceback.)"""
-        if self.task_factory is not None or (context is not None and not TASK_TAKES_CONTEXT):
+        if self.task_factory is not None or (context is not None and not CC_TASKS_TAKE_CONTEXT):
             # asyncio's own: the factory's calling conventions, and 3.10's
             # error for context=.
             if context is None:

@@ -27,6 +27,7 @@ from libc.errno cimport ECONNABORTED, errno
 from posix.uio cimport iovec, writev
 from posix.unistd cimport close
 
+from cppcorn.includes.compat cimport CC_SERVER_ATTACH_TAKES_TRANSPORT
 from cppcorn.includes.io_poller cimport CC_IO_READ, CC_IO_WRITE
 from cppcorn.includes.python cimport PyUnicode_DecodeFSDefaultAndSize
 from cppcorn.includes.socket_calls cimport CC_ABSTRACT_UNIX_NAMES, CC_SUN_PATH_OFFSET, MSG_NOSIGNAL, cc_accept
@@ -106,7 +107,7 @@ cdef class StreamTransport(IOWatcher):
         self.set_protocol(protocol)
         self.server = server
         if server is not None:
-            _server_attach(server, self)
+            server_attach(server, self)
         (<LoopCore>loop).attach(self)
         loop.call_soon(self._start, waiter)
 
@@ -543,7 +544,7 @@ cdef class StreamTransport(IOWatcher):
             server = self.server
             if server is not None:
                 self.server = None
-                _server_detach(server, self)
+                server_detach(server, self)
 
     cdef int report(self, str message, object exc) except -1:
         self.loop.call_exception_handler({
@@ -832,17 +833,20 @@ def accept_connections(loop, listener, protocol_factory, server, int backlog):
             )
 
 
-# asyncio.Server counts its transports; 3.13 passes the transport along.
-import sys
-if sys.version_info >= (3, 13):
-    def _server_attach(server, transport):
+# asyncio.Server counts its transports (wait_closed() waits for them); from
+# 3.13 on it keeps them too, and takes the transport along.
+
+cdef int server_attach(object server, StreamTransport transport) except -1:
+    if CC_SERVER_ATTACH_TAKES_TRANSPORT:
         server._attach(transport)
-
-    def _server_detach(server, transport):
-        server._detach(transport)
-else:
-    def _server_attach(server, transport):
+    else:
         server._attach()
+    return 0
 
-    def _server_detach(server, transport):
+
+cdef int server_detach(object server, StreamTransport transport) except -1:
+    if CC_SERVER_ATTACH_TAKES_TRANSPORT:
+        server._detach(transport)
+    else:
         server._detach()
+    return 0
