@@ -127,7 +127,6 @@ cdef class Handle:
         return "<{}>".format(" ".join(self._repr_info()))
 
 
-@cython.freelist(256)
 cdef class TimerHandle(Handle):
     """A callback scheduled for a time (asyncio.TimerHandle's interface)."""
 
