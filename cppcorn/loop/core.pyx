@@ -52,6 +52,25 @@ cdef object _oserror(int negative_errno):
     return OSError(errno, os.strerror(errno))
 
 
+cdef inline int check_schedulable(LoopCore loop, object callback, str method) except -1:
+    """asyncio's checks before `method` schedules `callback`. Inline, with
+    the checks themselves out of line: an open loop out of debug mode costs
+    call_soon() two tests and no call."""
+    if loop._closed or loop._debug:
+        check_schedulable_fully(loop, callback, method)
+    return 0
+
+
+cdef int check_schedulable_fully(LoopCore loop, object callback, str method) except -1:
+    """The loop is not closed and, in debug mode, the caller is the loop's
+    thread and the callback a plain callable."""
+    loop.check_closed()
+    if loop._debug:
+        (<object>loop)._check_thread()
+        (<object>loop)._check_callback(callback, method)
+    return 0
+
+
 cdef int fileobj_to_fd(object fileobj) except -1:
     """A descriptor number from an int or an object with fileno(), with the
     errors of selectors."""
@@ -156,6 +175,16 @@ cdef class TimerHandle(Handle):
         return self._when >= other._when
 
 
+cdef inline int init_handle(Handle handle, LoopCore loop, object callback, tuple args, object context) except -1:
+    """Fill in a new handle: callback(*args), to run on `loop` in `context`
+    (a copy of the current one when None)."""
+    handle._callback = callback
+    handle._args = args
+    handle._context = PyContext_CopyCurrent() if context is None else context
+    handle._loop = loop
+    return 0
+
+
 cdef inline bint timer_before(TimerHandle a, TimerHandle b):
     return a._when < b._when or (a._when == b._when and a.sequence < b.sequence)
 
@@ -178,18 +207,37 @@ cdef class IOWatcher:
 cdef class ReaderWriter(IOWatcher):
     """loop.add_reader()/add_writer() callbacks: readiness queues them."""
 
+    cdef Handle handle_for(self, unsigned event):
+        """The reader (event CC_IO_READ) or the writer (CC_IO_WRITE)."""
+        return self.reader if event == CC_IO_READ else self.writer
+
+    cdef Handle swap_handle(self, unsigned event, Handle handle):
+        """Make `handle` the reader or the writer; return the one it replaces."""
+        cdef Handle previous = self.handle_for(event)
+        if event == CC_IO_READ:
+            self.reader = handle
+        else:
+            self.writer = handle
+        return previous
+
     cdef int on_ready(self, unsigned events) except -1:
-        cdef LoopCore core = self.core
-        if events & CC_IO_READ and self.reader is not None:
-            if self.reader._cancelled:
-                core.remove_reader_of(self)
-            else:
-                core.push_ready(self.reader)
-        if events & CC_IO_WRITE and self.writer is not None:
-            if self.writer._cancelled:
-                core.remove_writer_of(self)
-            else:
-                core.push_ready(self.writer)
+        if events & CC_IO_READ:
+            self.queue_handle(CC_IO_READ)
+        if events & CC_IO_WRITE:
+            self.queue_handle(CC_IO_WRITE)
+        return 0
+
+    cdef int queue_handle(self, unsigned event) except -1:
+        """The descriptor is ready for `event`: its callback joins the ready
+        queue, or, cancelled, stops being watched for (as asyncio's selector
+        loop does in _process_events())."""
+        cdef Handle handle = self.handle_for(event)
+        if handle is None:
+            return 0
+        if handle._cancelled:
+            self.core.remove_handle_of(self, event)
+        else:
+            self.core.push_ready(handle)
         return 0
 
     cdef int on_loop_closed(self) except -1:
@@ -264,44 +312,9 @@ cdef class LoopCore:
                 Py_DECREF(watcher)
         return 0
 
-    # asyncio's BaseEventLoop keeps these as plain attributes; here they are
-    # C fields that its Python code reads and writes through these properties.
-
-    @property
-    def _closed(self):
-        return self.closed_flag
-
-    @_closed.setter
-    def _closed(self, value):
-        self.closed_flag = value
-
-    @property
-    def _stopping(self):
-        return self.stopping_flag
-
-    @_stopping.setter
-    def _stopping(self, value):
-        self.stopping_flag = value
-
-    @property
-    def _debug(self):
-        return self.debug_flag
-
-    @_debug.setter
-    def _debug(self, value):
-        self.debug_flag = value
-
-    @property
-    def _task_factory(self):
-        return self.task_factory
-
-    @_task_factory.setter
-    def _task_factory(self, value):
-        self.task_factory = value
-
     def get_debug(self):
         # asyncio's is Python, and every future and task asks it when made.
-        return self.debug_flag
+        return self._debug
 
     def create_future(self):
         # asyncio's is a Python frame around this: a server makes futures
@@ -314,7 +327,7 @@ cdef class LoopCore:
         per request, and asyncio's Python frame around the Task cost about a
         third as much as the Task itself. (Having no frame, this one has
         none to trim from a debug-mode task's creation traceback.)"""
-        if self.task_factory is not None or (context is not None and not CC_TASKS_TAKE_CONTEXT):
+        if self._task_factory is not None or (context is not None and not CC_TASKS_TAKE_CONTEXT):
             # asyncio's own: the factory's calling conventions, and 3.10's
             # error for context=.
             if context is None:
@@ -336,7 +349,7 @@ cdef class LoopCore:
     # ---------------------------------------------------- ready queue
 
     cdef int check_closed(self) except -1:
-        if self.closed_flag:
+        if self._closed:
             raise RuntimeError("Event loop is closed")
         return 0
 
@@ -368,21 +381,14 @@ cdef class LoopCore:
 
     cdef Handle schedule(self, object callback, tuple args, object context):
         cdef Handle handle = Handle.__new__(Handle)
-        handle._callback = callback
-        handle._args = args
-        handle._context = PyContext_CopyCurrent() if context is None else context
-        handle._loop = self
-        if self.debug_flag:
+        init_handle(handle, self, callback, args, context)
+        if self._debug:
             handle._source_traceback = format_helpers.extract_stack(sys._getframe(0))
         self.push_ready(handle)
         return handle
 
     def call_soon(self, callback, *args, context=None):
-        if self.closed_flag:
-            raise RuntimeError("Event loop is closed")
-        if self.debug_flag:
-            (<object>self)._check_thread()
-            (<object>self)._check_callback(callback, "call_soon")
+        check_schedulable(self, callback, "call_soon")
         return self.schedule(callback, args, context)
 
     def _call_soon(self, callback, args, context):
@@ -402,14 +408,11 @@ cdef class LoopCore:
 
     cdef TimerHandle schedule_at(self, double when, object callback, tuple args, object context):
         cdef TimerHandle timer = TimerHandle.__new__(TimerHandle)
-        timer._callback = callback
-        timer._args = args
-        timer._context = PyContext_CopyCurrent() if context is None else context
-        timer._loop = self
+        init_handle(timer, self, callback, args, context)
         timer._when = when
         timer.sequence = self.timer_sequence
         self.timer_sequence += 1
-        if self.debug_flag:
+        if self._debug:
             timer._source_traceback = format_helpers.extract_stack(sys._getframe(0))
         self.heap_push(timer)
         timer._scheduled = True
@@ -418,21 +421,13 @@ cdef class LoopCore:
     def call_at(self, when, callback, *args, context=None):
         if when is None:
             raise TypeError("when cannot be None")
-        if self.closed_flag:
-            raise RuntimeError("Event loop is closed")
-        if self.debug_flag:
-            (<object>self)._check_thread()
-            (<object>self)._check_callback(callback, "call_at")
+        check_schedulable(self, callback, "call_at")
         return self.schedule_at(when, callback, args, context)
 
     def call_later(self, delay, callback, *args, context=None):
         if delay is None:
             raise TypeError("delay must not be None")
-        if self.closed_flag:
-            raise RuntimeError("Event loop is closed")
-        if self.debug_flag:
-            (<object>self)._check_thread()
-            (<object>self)._check_callback(callback, "call_later")
+        check_schedulable(self, callback, "call_later")
         return self.schedule_at(monotonic() + delay, callback, args, context)
 
     def _timer_handle_cancelled(self, handle):
@@ -592,75 +587,53 @@ cdef class LoopCore:
         self.attach(rw)
         return rw
 
-    cdef int remove_reader_of(self, ReaderWriter rw) except -1:
-        reader = rw.reader
-        rw.reader = None
-        if rw.writer is None:
-            self.detach(rw)
-        else:
-            self.set_interest(rw, CC_IO_WRITE)
-        if reader is not None:
-            reader.cancel()
-        return 0
-
-    cdef int remove_writer_of(self, ReaderWriter rw) except -1:
-        writer = rw.writer
-        rw.writer = None
-        if rw.reader is None:
-            self.detach(rw)
-        else:
-            self.set_interest(rw, CC_IO_READ)
-        if writer is not None:
-            writer.cancel()
-        return 0
-
-    cdef Handle io_handle(self, callback, tuple args):
+    cdef Handle add_handle(self, object fd, unsigned event, object callback, tuple args):
+        """loop.add_reader() (event CC_IO_READ) or add_writer() (CC_IO_WRITE):
+        the new handle replaces (and cancels) the one watching before."""
+        self.check_closed()
         cdef Handle handle = Handle.__new__(Handle)
-        handle._callback = callback
-        handle._args = args
-        handle._context = PyContext_CopyCurrent()
-        handle._loop = self
+        init_handle(handle, self, callback, args, None)
+        cdef ReaderWriter rw = self.reader_writer(fd, True)
+        self.set_interest(rw, rw.interest | event)
+        previous = rw.swap_handle(event, handle)
+        if previous is not None:
+            previous.cancel()
         return handle
+
+    cdef bint remove_handle(self, object fd, unsigned event) except -1:
+        """loop.remove_reader() or remove_writer(): whether one was removed."""
+        if self._closed:
+            return False
+        cdef ReaderWriter rw = self.reader_writer(fd, False)
+        if rw is None or rw.handle_for(event) is None:
+            return False
+        self.remove_handle_of(rw, event)
+        return True
+
+    cdef int remove_handle_of(self, ReaderWriter rw, unsigned event) except -1:
+        """Stop watching for `event` and cancel its handle; a watcher left
+        with no handle is detached."""
+        cdef unsigned other = (CC_IO_READ | CC_IO_WRITE) ^ event
+        handle = rw.swap_handle(event, None)
+        if rw.handle_for(other) is None:
+            self.detach(rw)
+        else:
+            self.set_interest(rw, other)
+        if handle is not None:
+            handle.cancel()
+        return 0
 
     def _add_reader(self, fd, callback, *args):
-        self.check_closed()
-        cdef Handle handle = self.io_handle(callback, args)
-        cdef ReaderWriter rw = self.reader_writer(fd, True)
-        previous = rw.reader
-        self.set_interest(rw, rw.interest | CC_IO_READ)
-        rw.reader = handle
-        if previous is not None:
-            previous.cancel()
-        return handle
+        return self.add_handle(fd, CC_IO_READ, callback, args)
 
     def _add_writer(self, fd, callback, *args):
-        self.check_closed()
-        cdef Handle handle = self.io_handle(callback, args)
-        cdef ReaderWriter rw = self.reader_writer(fd, True)
-        previous = rw.writer
-        self.set_interest(rw, rw.interest | CC_IO_WRITE)
-        rw.writer = handle
-        if previous is not None:
-            previous.cancel()
-        return handle
+        return self.add_handle(fd, CC_IO_WRITE, callback, args)
 
     def _remove_reader(self, fd):
-        if self.closed_flag:
-            return False
-        cdef ReaderWriter rw = self.reader_writer(fd, False)
-        if rw is None or rw.reader is None:
-            return False
-        self.remove_reader_of(rw)
-        return True
+        return self.remove_handle(fd, CC_IO_READ)
 
     def _remove_writer(self, fd):
-        if self.closed_flag:
-            return False
-        cdef ReaderWriter rw = self.reader_writer(fd, False)
-        if rw is None or rw.writer is None:
-            return False
-        self.remove_writer_of(rw)
-        return True
+        return self.remove_handle(fd, CC_IO_WRITE)
 
     def _io_registration(self, fd):
         """(events, reader, writer) for an add_reader/add_writer descriptor,
@@ -729,7 +702,7 @@ cdef class LoopCore:
         cdef Py_ssize_t ntodo
         cdef object handle
         self.prune_cancelled_timers()
-        if self.ready_count or self.stopping_flag:
+        if self.ready_count or self._stopping:
             timeout_ms = 0
         elif self.timers_count:
             timeout = self.timer_at(0)._when - monotonic()
@@ -754,7 +727,7 @@ cdef class LoopCore:
             while ntodo > 0 and self.ready_count:
                 ntodo -= 1
                 handle = self.pop_ready()
-                if self.debug_flag:
+                if self._debug:
                     self.run_handle_timed(handle)
                 else:
                     self.run_handle(handle)
