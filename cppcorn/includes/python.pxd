@@ -10,6 +10,8 @@ cdef extern from "Python.h":
 
     # A file system path from bytes, decoded as os.fsdecode() does.
     object PyUnicode_DecodeFSDefaultAndSize(const char *s, Py_ssize_t size)
+    # A C library message (strerror()), decoded as os.strerror() does.
+    object PyUnicode_DecodeLocale(const char *s, const char *errors)
 
     # The garbage collector's slots of a type, the only ones cppcorn sets.
     # Cython's cpython/object.pxd declares these callbacks `except -1`;

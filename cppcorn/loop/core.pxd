@@ -96,6 +96,7 @@ cdef class LoopCore:
     cdef readonly str backend
 
     cdef int _release_all(self) except -1
+    cdef int close_core(self) except -1
     cdef double now(self)
     cdef object pop_ready(self)
     cdef TimerHandle timer_at(self, Py_ssize_t i)

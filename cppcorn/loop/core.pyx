@@ -16,7 +16,7 @@ from asyncio.log import logger
 from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
-from libc.errno cimport EINTR, EPERM
+from libc.errno cimport EINTR
 from libc.math cimport ceil
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
@@ -26,6 +26,7 @@ from cppcorn.includes.io_poller cimport (
     cc_poller_init, cc_poller_set, cc_poller_wait,
 )
 from cppcorn.includes.python cimport PyTypeObject, inquiry, traverseproc, visitproc
+from cppcorn.loop.errors cimport os_error
 
 
 # asyncio's limits (base_events): no wait is longer than a day, and the
@@ -47,11 +48,6 @@ cdef inline double monotonic():
     return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
 
 
-cdef object _oserror(int negative_errno):
-    errno = -negative_errno
-    return OSError(errno, os.strerror(errno))
-
-
 cdef inline int check_schedulable(LoopCore loop, object callback, str method) except -1:
     """asyncio's checks before `method` schedules `callback`. Inline, with
     the checks themselves out of line: an open loop out of debug mode costs
@@ -71,16 +67,20 @@ cdef int check_schedulable_fully(LoopCore loop, object callback, str method) exc
     return 0
 
 
-cdef int fileobj_to_fd(object fileobj) except -1:
-    """A descriptor number from an int or an object with fileno(), with the
-    errors of selectors."""
+cdef object fileobj_fileno(object fileobj):
+    """The descriptor number of an int or of an object with fileno(), with
+    the error of selectors (and of asyncio's own checks)."""
     if isinstance(fileobj, int):
-        fd = fileobj
-    else:
-        try:
-            fd = int(fileobj.fileno())
-        except (AttributeError, TypeError, ValueError):
-            raise ValueError(f"Invalid file object: {fileobj!r}") from None
+        return fileobj
+    try:
+        return int(fileobj.fileno())
+    except (AttributeError, TypeError, ValueError):
+        raise ValueError(f"Invalid file object: {fileobj!r}") from None
+
+
+cdef int fileobj_to_fd(object fileobj) except -1:
+    """fileobj_fileno(), and a valid descriptor (not negative)."""
+    fd = fileobj_fileno(fileobj)
     if fd < 0:
         raise ValueError(f"Invalid file descriptor: {fd}")
     return fd
@@ -265,7 +265,7 @@ cdef class LoopCore:
             raise ValueError(f"the {backend} backend is not available on {sys.platform}")
         rc = cc_poller_init(&self.poller, kind)
         if rc < 0:
-            raise _oserror(rc)
+            raise os_error(-rc)
         self.poller_open = True
         self.backend = backend
         self.events_capacity = 64
@@ -279,10 +279,7 @@ cdef class LoopCore:
         self.deferred = []
 
     def __dealloc__(self):
-        self._release_all()
-        if self.poller_open:
-            cc_poller_close(&self.poller)
-            self.poller_open = False
+        self.close_core()
         PyMem_Free(self.events)
         PyMem_Free(self.ready)
         PyMem_Free(self.timers)
@@ -566,11 +563,9 @@ cdef class LoopCore:
             return 0
         rc = cc_poller_set(&self.poller, watcher.fd, watcher.interest, interest)
         if rc < 0:
-            if rc == -EPERM:
-                # epoll refuses regular files; the selectors module says so
-                # with this exception too.
-                raise PermissionError(EPERM, os.strerror(EPERM))
-            raise _oserror(rc)
+            # epoll refuses regular files with EPERM: PermissionError, as
+            # the selectors module raises.
+            raise os_error(-rc)
         watcher.interest = interest
         return 0
 
@@ -650,12 +645,7 @@ cdef class LoopCore:
     def _ensure_fd_no_transport(self, fd):
         """asyncio's check before add_reader()/sock_*() on a descriptor: it
         must not belong to a transport, ours (in the core) or asyncio's."""
-        fileno = fd
-        if not isinstance(fileno, int):
-            try:
-                fileno = int(fileno.fileno())
-            except (AttributeError, TypeError, ValueError):
-                raise ValueError(f"Invalid file object: {fd!r}") from None
+        fileno = fileobj_fileno(fd)
         transport = self.watcher_for(fileno) if fileno >= 0 else None
         if transport is None or type(transport) is ReaderWriter:
             transport = (<object>self)._transports.get(fileno)
@@ -674,7 +664,7 @@ cdef class LoopCore:
         if n < 0:
             if n == -EINTR:
                 return 0
-            raise _oserror(n)
+            raise os_error(-n)
         for i in range(n):
             event = self.events[i]
             if event.fd >= self.watchers_capacity or self.watchers[event.fd] is NULL:
@@ -788,10 +778,14 @@ cdef class LoopCore:
 
     def _close_core(self):
         """Release the poller and everything queued (after asyncio's close())."""
+        self.close_core()
+
+    cdef int close_core(self) except -1:
         self._release_all()
         if self.poller_open:
             cc_poller_close(&self.poller)
             self.poller_open = False
+        return 0
 
     # ---------------------------------------------------------- errors
 

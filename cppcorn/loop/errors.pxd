@@ -1,10 +1,11 @@
-# How the failures of cppcorn.loop's calls on descriptors read: shared by
-# core.pyx, stream.pyx (transports) and sockets.pyx (sock_*). Inline
+# How the failures of cppcorn.loop's system calls read: shared by core.pyx
+# (the poller), stream.pyx (transports) and sockets.pyx (sock_*). Inline
 # functions only; there is no module behind it.
 
 from libc.errno cimport EAGAIN, EINTR
 from libc.string cimport strerror
 
+from cppcorn.includes.python cimport PyUnicode_DecodeLocale
 from cppcorn.includes.system cimport EWOULDBLOCK
 
 
@@ -14,5 +15,6 @@ cdef inline bint would_block(int error) noexcept:
 
 
 cdef inline object os_error(int error):
-    """The OSError (subclass) Python raises for this errno."""
-    return OSError(error, (<bytes>strerror(error)).decode())
+    """The OSError (subclass) Python raises for this errno, its message as
+    os.strerror() gives it."""
+    return OSError(error, PyUnicode_DecodeLocale(strerror(error), "surrogateescape"))
