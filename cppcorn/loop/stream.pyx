@@ -91,7 +91,7 @@ cdef class StreamTransport(IOWatcher):
     cdef int setup(self, object loop, int fd, object protocol, object waiter, dict extra, object server) except -1:
         """Take charge of the connected descriptor `fd` (from here on the
         transport closes it) and start: connection_made() comes next."""
-        self.loop = loop
+        self._loop = loop
         self.fd = fd
         self.fd_open = True
         self.extra = extra
@@ -107,21 +107,21 @@ cdef class StreamTransport(IOWatcher):
         self.set_protocol(protocol)
         self.server = server
         if server is not None:
-            server_attach(server, self)
+            tell_server(server, self, True)
         (<LoopCore>loop).attach(self)
         loop.call_soon(self._start, waiter)
 
     def _start(self, waiter):
         try:
-            self.protocol.connection_made(self)
+            self._protocol.connection_made(self)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self.loop.call_exception_handler({
-                "message": f"Exception in callback {self.protocol!r}.connection_made()",
+            self._loop.call_exception_handler({
+                "message": f"Exception in callback {self._protocol!r}.connection_made()",
                 "exception": exc,
                 "transport": self,
-                "protocol": self.protocol,
+                "protocol": self._protocol,
             })
         self.update_interest()
         if waiter is not None and not waiter.cancelled():
@@ -162,17 +162,13 @@ cdef class StreamTransport(IOWatcher):
         # Non-blocking calls: holding the GIL through them is cheaper than
         # letting go of it and taking it back.
         n = recv(self.fd, read_buffer, READ_SIZE, 0)
-        if n < 0:
-            if not would_block(errno):
-                self.fatal_error(os_error(errno), "Fatal read error on socket transport")
-            return 0
-        if n == 0:
-            return self.read_eof()
+        if n <= 0:
+            return self.read_nothing(n, errno)
         try:
             if self.receiver is not NULL:
-                self.receiver.data_received(self.protocol, read_buffer, <size_t>n)
+                self.receiver.data_received(self._protocol, read_buffer, <size_t>n)
             else:
-                self.protocol.data_received(PyBytes_FromStringAndSize(read_buffer, n))
+                self._protocol.data_received(PyBytes_FromStringAndSize(read_buffer, n))
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -184,7 +180,7 @@ cdef class StreamTransport(IOWatcher):
         cdef ssize_t n
         cdef int error = 0
         try:
-            buffer = self.protocol.get_buffer(-1)
+            buffer = self._protocol.get_buffer(-1)
             if not len(buffer):
                 raise RuntimeError("get_buffer() returned an empty buffer")
         except (SystemExit, KeyboardInterrupt):
@@ -197,25 +193,30 @@ cdef class StreamTransport(IOWatcher):
         if n < 0:
             error = errno
         PyBuffer_Release(&view)
-        if n < 0:
-            if not would_block(error):
-                self.fatal_error(os_error(error), "Fatal read error on socket transport")
-            return 0
-        if n == 0:
-            return self.read_eof()
+        if n <= 0:
+            return self.read_nothing(n, error)
         try:
-            self.protocol.buffer_updated(n)
+            self._protocol.buffer_updated(n)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self.fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
         return 0
 
+    cdef int read_nothing(self, ssize_t n, int error) except -1:
+        """recv() returned `n` <= 0: the end of the stream (0), or a failure
+        with errno `error`, which is none if the socket was merely not ready."""
+        if n == 0:
+            return self.read_eof()
+        if not would_block(error):
+            self.fatal_error(os_error(error), "Fatal read error on socket transport")
+        return 0
+
     cdef int read_eof(self) except -1:
-        if self.loop.get_debug():
+        if self._loop.get_debug():
             logger.debug("%r received EOF", self)
         try:
-            keep_open = self.protocol.eof_received()
+            keep_open = self._protocol.eof_received()
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -435,44 +436,46 @@ cdef class StreamTransport(IOWatcher):
         return self.write_size
 
     cdef int maybe_pause_protocol(self) except -1:
-        if self.write_size <= self.high_water or self.protocol_paused:
-            return 0
-        self.protocol_paused = True
-        try:
-            self.protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self.report("protocol.pause_writing() failed", exc)
+        if self.write_size > self.high_water and not self._protocol_paused:
+            self.set_protocol_paused(True)
         return 0
 
     cdef int maybe_resume_protocol(self) except -1:
-        if not self.protocol_paused or self.write_size > self.low_water:
-            return 0
-        self.protocol_paused = False
+        if self._protocol_paused and self.write_size <= self.low_water:
+            self.set_protocol_paused(False)
+        return 0
+
+    cdef int set_protocol_paused(self, bint paused) except -1:
+        """Tell the protocol to pause or to resume writing; its failure is
+        reported, not raised (as asyncio's transports do)."""
+        self._protocol_paused = paused
         try:
-            self.protocol.resume_writing()
+            if paused:
+                self._protocol.pause_writing()
+            else:
+                self._protocol.resume_writing()
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self.report("protocol.resume_writing() failed", exc)
+            self.report("protocol.pause_writing() failed" if paused else "protocol.resume_writing() failed", exc)
         return 0
 
     def pause_reading(self):
-        if self.closing or self.reading_paused:
-            return
-        self.reading_paused = True
-        self.update_interest()
-        if self.loop.get_debug():
-            logger.debug("%r pauses reading", self)
+        self.set_reading_paused(True)
 
     def resume_reading(self):
-        if self.closing or not self.reading_paused:
-            return
-        self.reading_paused = False
+        self.set_reading_paused(False)
+
+    cdef int set_reading_paused(self, bint paused) except -1:
+        """pause_reading() and resume_reading(): nothing to do once closing
+        or already so."""
+        if self.closing or self.reading_paused == paused:
+            return 0
+        self.reading_paused = paused
         self.update_interest()
-        if self.loop.get_debug():
-            logger.debug("%r resumes reading", self)
+        if self._loop.get_debug():
+            logger.debug("%r pauses reading" if paused else "%r resumes reading", self)
+        return 0
 
     def is_reading(self):
         return not self.reading_paused and not self.closing
@@ -489,7 +492,7 @@ cdef class StreamTransport(IOWatcher):
         self.update_interest()
         if not self.write_size:
             self.conn_lost += 1
-            self.loop.call_soon(self._call_connection_lost, None)
+            self._loop.call_soon(self._call_connection_lost, None)
 
     def abort(self):
         self.force_close(None)
@@ -500,7 +503,7 @@ cdef class StreamTransport(IOWatcher):
 
     cdef int fatal_error(self, object exc, str message) except -1:
         if isinstance(exc, OSError):
-            if self.loop.get_debug():
+            if self._loop.get_debug():
                 logger.debug("%r: %s", self, message, exc_info=True)
         else:
             self.report(message, exc)
@@ -523,11 +526,11 @@ cdef class StreamTransport(IOWatcher):
         self.closing = True
         self.update_interest()
         self.conn_lost += 1
-        self.loop.call_soon(self._call_connection_lost, exc)
+        self._loop.call_soon(self._call_connection_lost, exc)
         return 0
 
     def _call_connection_lost(self, exc):
-        if self.protocol is None:
+        if self._protocol is None:
             return
         # From here on writes are dropped (with asyncio's warning), never
         # sent to a descriptor number that may already be reused.
@@ -535,23 +538,23 @@ cdef class StreamTransport(IOWatcher):
         if self.flow_waiter is not None:
             self.release_flow_waiter(exc if exc is not None else ConnectionError("Connection is closed by peer"))
         try:
-            self.protocol.connection_lost(exc)
+            self._protocol.connection_lost(exc)
         finally:
             if self.core is not None:
                 self.core.detach(self)
             self.close_descriptor()
-            self.protocol = None
+            self._protocol = None
             server = self.server
             if server is not None:
                 self.server = None
-                server_detach(server, self)
+                tell_server(server, self, False)
 
     cdef int report(self, str message, object exc) except -1:
-        self.loop.call_exception_handler({
+        self._loop.call_exception_handler({
             "message": message,
             "exception": exc,
             "transport": self,
-            "protocol": self.protocol,
+            "protocol": self._protocol,
         })
         return 0
 
@@ -625,7 +628,7 @@ cdef class StreamTransport(IOWatcher):
         return value
 
     def set_protocol(self, protocol):
-        self.protocol = protocol
+        self._protocol = protocol
         self.buffered_protocol = isinstance(protocol, protocols.BufferedProtocol)
         receiver = getattr(type(protocol), "__cppcorn_receiver__", None)
         if PyCapsule_IsValid(receiver, CC_RECEIVER_CAPSULE):
@@ -634,7 +637,7 @@ cdef class StreamTransport(IOWatcher):
             self.receiver = NULL
 
     def get_protocol(self):
-        return self.protocol
+        return self._protocol
 
     def __repr__(self):
         info = [type(self).__name__]
@@ -649,7 +652,8 @@ cdef class StreamTransport(IOWatcher):
             info.append(f"write=<{state}, bufsize={self.write_size}>")
         return "<{}>".format(" ".join(info))
 
-    # What asyncio's own code (sendfile, start_tls) expects of a transport.
+    # What asyncio's own code (sendfile, start_tls) expects of a transport,
+    # besides the _loop, _protocol and _protocol_paused fields.
 
     @property
     def _sock(self):
@@ -659,23 +663,10 @@ cdef class StreamTransport(IOWatcher):
     def _sock_fd(self):
         return self.fd
 
-    @property
-    def _loop(self):
-        return self.loop
-
-    @property
-    def _protocol(self):
-        return self.protocol
-
-    @property
-    def _protocol_paused(self):
-        # 3.10's TLS transport reads it for loop.sendfile()'s fallback.
-        return self.protocol_paused
-
     def _make_empty_waiter(self):
         if self.empty_waiter is not None:
             raise RuntimeError("Empty waiter is already set")
-        self.empty_waiter = self.loop.create_future()
+        self.empty_waiter = self._loop.create_future()
         if not self.write_size:
             self.empty_waiter.set_result(None)
         return self.empty_waiter
@@ -691,7 +682,7 @@ cdef class StreamTransport(IOWatcher):
             raise ConnectionError("Connection closed by peer")
         if self.write_size <= self.high_water:
             return
-        self.flow_waiter = self.loop.create_future()
+        self.flow_waiter = self._loop.create_future()
         await self.flow_waiter
 
     cdef int release_flow_waiter(self, object exc) except -1:
@@ -833,20 +824,13 @@ def accept_connections(loop, listener, protocol_factory, server, int backlog):
             )
 
 
-# asyncio.Server counts its transports (wait_closed() waits for them); from
-# 3.13 on it keeps them too, and takes the transport along.
-
-cdef int server_attach(object server, StreamTransport transport) except -1:
+cdef int tell_server(object server, StreamTransport transport, bint attached) except -1:
+    """asyncio.Server counts its transports (wait_closed() waits for them):
+    say that `transport` came or went. From 3.13 on the server keeps them
+    too, and takes the transport along."""
+    count = server._attach if attached else server._detach
     if CC_SERVER_ATTACH_TAKES_TRANSPORT:
-        server._attach(transport)
+        count(transport)
     else:
-        server._attach()
-    return 0
-
-
-cdef int server_detach(object server, StreamTransport transport) except -1:
-    if CC_SERVER_ATTACH_TAKES_TRANSPORT:
-        server._detach(transport)
-    else:
-        server._detach()
+        count()
     return 0
