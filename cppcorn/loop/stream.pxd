@@ -57,6 +57,7 @@ cdef class StreamTransport(IOWatcher):
     cdef int close_descriptor(self) except -1
     cdef int write_bytes(self, const char *data, Py_ssize_t size, object owner) except -1
     cdef int write_chunks(self, object chunks) except -1
+    cdef int drop_lost_write(self) except -1
     cdef int queue(self, object data, Py_ssize_t offset) except -1
     cdef int update_interest(self) except -1
     cdef int read_ready(self) except -1

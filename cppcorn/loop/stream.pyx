@@ -258,10 +258,7 @@ cdef class StreamTransport(IOWatcher):
         if size == 0:
             return 0
         if self.conn_lost:
-            if self.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
-                logger.warning("socket.send() raised exception.")
-            self.conn_lost += 1
-            return 0
+            return self.drop_lost_write()
         if self.write_size == 0 and self.defer_write(size):
             if owner is None:
                 owner = PyBytes_FromStringAndSize(data, size)
@@ -285,6 +282,14 @@ cdef class StreamTransport(IOWatcher):
                 owner = PyBytes_FromStringAndSize(data, size)
             self.queue(owner, 0)
         self.maybe_pause_protocol()
+        return 0
+
+    cdef int drop_lost_write(self) except -1:
+        """A write once the connection is lost goes nowhere; as asyncio does,
+        say so once such writes keep coming."""
+        if self.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+            logger.warning("socket.send() raised exception.")
+        self.conn_lost += 1
         return 0
 
     cdef int queue(self, object data, Py_ssize_t offset) except -1:
@@ -316,10 +321,7 @@ cdef class StreamTransport(IOWatcher):
         if self.empty_waiter is not None:
             raise RuntimeError("unable to writelines; sendfile is in progress")
         if self.conn_lost:
-            if self.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
-                logger.warning("socket.send() raised exception.")
-            self.conn_lost += 1
-            return 0
+            return self.drop_lost_write()
         was_idle = self.write_size == 0
         for data in chunks:
             if PyBytes_GET_SIZE(data):
