@@ -25,6 +25,7 @@ from email.utils import formatdate
 from types import FrameType
 from typing import Any, TypeVar
 
+from cppcorn._signals import handling_signals
 from cppcorn.config import STARTUP_FAILURE, Config
 from cppcorn.http.connection import ServerState
 from cppcorn.http.parser import LLHTTP_VERSION
@@ -312,14 +313,8 @@ class Server:
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        # signal.signal rather than loop.add_signal_handler, so that the
-        # previous handlers can be put back afterwards.
-        original_handlers = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
-        try:
+        with handling_signals(HANDLED_SIGNALS, self.handle_exit):
             yield
-        finally:
-            for sig, handler in original_handlers.items():
-                signal.signal(sig, handler)
         # Having shut down gracefully, let the signals have their usual effect
         # (KeyboardInterrupt, or death by SIGTERM), most recent first.
         for captured_signal in reversed(self._captured_signals):
