@@ -373,13 +373,11 @@ class Config:
                     "The default SSL context factory needs `ssl_certfile`: pass it, or build the SSLContext "
                     "inside `ssl_context_factory` without calling the default factory."
                 )
+            # The certificate with its key; the protocol and how peers are
+            # verified; the ciphers.
             return create_ssl_context(
-                certfile=self.ssl_certfile,
-                keyfile=self.ssl_keyfile,
-                password=self.ssl_keyfile_password,
-                ssl_version=self.ssl_version,
-                cert_reqs=self.ssl_cert_reqs,
-                ca_certs=self.ssl_ca_certs,
+                certfile=self.ssl_certfile, keyfile=self.ssl_keyfile, password=self.ssl_keyfile_password,
+                ssl_version=self.ssl_version, cert_reqs=self.ssl_cert_reqs, ca_certs=self.ssl_ca_certs,
                 ciphers=self.ssl_ciphers,
             )
 

@@ -129,12 +129,10 @@ class Server:
             websocket = WebSocketSettings(
                 app=config.loaded_app,
                 logger=logger,
-                max_size=config.ws_max_size,
-                max_queue=config.ws_max_queue,
-                ping_interval=config.ws_ping_interval,
-                ping_timeout=config.ws_ping_timeout,
-                per_message_deflate=config.ws_per_message_deflate,
                 reset_contextvars=config.reset_contextvars,
+                max_size=config.ws_max_size, max_queue=config.ws_max_queue,
+                ping_interval=config.ws_ping_interval, ping_timeout=config.ws_ping_timeout,
+                per_message_deflate=config.ws_per_message_deflate,
             )
         settings = HttpSettings(
             app=config.loaded_app,
@@ -142,8 +140,7 @@ class Server:
             root_path=config.root_path,
             asgi_version=config.asgi_version,
             limit_concurrency=config.limit_concurrency,
-            timeout_keep_alive=config.timeout_keep_alive,
-            timeout_request_headers=config.timeout_request_headers,
+            timeout_keep_alive=config.timeout_keep_alive, timeout_request_headers=config.timeout_request_headers,
             max_head_size=config.limit_request_header_size,
             trusted_hosts=config.trusted_hosts,
             access_log=config.access_log,
