@@ -30,11 +30,11 @@ from cppcorn.middleware.proxy_headers import TrustedHosts
 from cppcorn.middleware.wsgi import WSGIMiddleware
 
 __all__ = [
-    "Config",
     "LOGGING_CONFIG",
     "LOG_LEVELS",
-    "STARTUP_FAILURE",
     "SSL_PROTOCOL_VERSION",
+    "STARTUP_FAILURE",
+    "Config",
     "create_ssl_context",
 ]
 
@@ -137,7 +137,8 @@ def _is_asgi3(app: Any) -> bool:
         return hasattr(app, "__await__")
     if inspect.isfunction(app):
         return inspect.iscoroutinefunction(app)
-    return inspect.iscoroutinefunction(getattr(app, "__call__", None))
+    # An instance: is its __call__ method a coroutine function?
+    return inspect.iscoroutinefunction(getattr(app, "__call__", None))  # noqa: B004 - the method, not a callable test
 
 
 class Config:

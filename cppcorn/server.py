@@ -32,7 +32,7 @@ from cppcorn.http.parser import LLHTTP_VERSION
 from cppcorn.http.protocol import HttpProtocol, HttpSettings
 from cppcorn.http.websocket import WebSocketSettings
 
-__all__ = ["Server", "ServerState", "HANDLED_SIGNALS"]
+__all__ = ["HANDLED_SIGNALS", "Server", "ServerState"]
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 if sys.platform == "win32":

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any, Coroutine, TypeVar
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 if sys.platform == "win32":  # pragma: no cover - IOCP backend not written yet
     raise ImportError("cppcorn.loop has no Windows backend yet; use asyncio's loop")
@@ -21,7 +22,7 @@ from asyncio import unix_events
 
 from cppcorn.loop.loop import Loop
 
-__all__ = ["Loop", "EventLoopPolicy", "new_event_loop", "run"]
+__all__ = ["EventLoopPolicy", "Loop", "new_event_loop", "run"]
 
 T = TypeVar("T")
 
