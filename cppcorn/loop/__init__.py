@@ -3,7 +3,7 @@
     import cppcorn.loop
     cppcorn.loop.run(main())                                     # like asyncio.run()
     asyncio.run(main(), loop_factory=cppcorn.loop.new_event_loop)  # 3.12+
-    asyncio.set_event_loop_policy(cppcorn.loop.EventLoopPolicy())
+    asyncio.set_event_loop_policy(cppcorn.loop.EventLoopPolicy())  # policies: deprecated in 3.14
 
 POSIX only for now; on Windows importing it raises ImportError.
 """
@@ -32,7 +32,13 @@ def new_event_loop() -> Loop:
     return Loop()
 
 
-class EventLoopPolicy(unix_events.DefaultEventLoopPolicy):
+# asyncio's default Unix policy. 3.14 deprecates policies and keeps this one
+# as unix_events._DefaultEventLoopPolicy (asyncio.DefaultEventLoopPolicy
+# still gives it, with a DeprecationWarning).
+_DefaultEventLoopPolicy = getattr(unix_events, "DefaultEventLoopPolicy", None) or unix_events._DefaultEventLoopPolicy
+
+
+class EventLoopPolicy(_DefaultEventLoopPolicy):
     """asyncio's default Unix policy (child watchers included on 3.10/3.11),
     making cppcorn loops."""
 

@@ -318,18 +318,24 @@ cdef class LoopCore:
         # per request (a connection's task waits on one between requests).
         return Future(loop=self)
 
-    def create_task(self, coro, *, name=None, context=None):
+    def create_task(self, coro, *, name=None, context=None, eager_start=None):
         """asyncio's create_task(), with its usual case in C: no task factory,
         where asyncio's does nothing but make the Task. A server makes one
         per request, and asyncio's Python frame around the Task cost about a
         third as much as the Task itself. (Having no frame, this one has
         none to trim from a debug-mode task's creation traceback.)"""
-        if self._task_factory is not None or (context is not None and not CC_TASKS_TAKE_CONTEXT):
-            # asyncio's own: the factory's calling conventions, and 3.10's
-            # error for context=.
-            if context is None:
-                return base_events.BaseEventLoop.create_task(self, coro, name=name)
-            return base_events.BaseEventLoop.create_task(self, coro, name=name, context=context)
+        if (self._task_factory is not None or eager_start is not None
+                or (context is not None and not CC_TASKS_TAKE_CONTEXT)):
+            # asyncio's own: the factory's calling conventions, 3.10's error
+            # for context=, and eager_start=, which 3.14 passes on to the
+            # Task (asyncio.create_task(), TaskGroup) and earlier versions
+            # refuse. Only the arguments given, as asyncio's callers pass.
+            arguments = {"name": name}
+            if context is not None:
+                arguments["context"] = context
+            if eager_start is not None:
+                arguments["eager_start"] = eager_start
+            return base_events.BaseEventLoop.create_task(self, coro, **arguments)
         self.check_closed()
         if context is None:
             return Task(coro, loop=self, name=name)
@@ -388,10 +394,20 @@ cdef class LoopCore:
         check_schedulable(self, callback, "call_soon")
         return self.schedule(callback, args, context)
 
+    def call_soon_threadsafe(self, callback, *args, context=None):
+        """asyncio's (3.10-3.13), on this core's ready queue: 3.14's appends
+        a handle to asyncio's own ready deque, which this core never runs.
+        No lock is needed: the queue is only touched with the GIL held and
+        without calling back into Python in between."""
+        self.check_closed()
+        if self._debug:
+            (<object>self)._check_callback(callback, "call_soon_threadsafe")
+        handle = self.schedule(callback, args, context)
+        (<object>self)._write_to_self()
+        return handle
+
     def _call_soon(self, callback, args, context):
-        # What asyncio's call_soon_threadsafe() uses. No lock is needed: the
-        # queue is only touched with the GIL held and without calling back
-        # into Python in between.
+        # asyncio's private way to queue a callback, for code that uses it.
         return self.schedule(callback, tuple(args), context)
 
     def _add_callback(self, handle):
