@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["main", "run", "Config", "Server", "__version__"]
+__all__ = ["Config", "Server", "__version__", "main", "run"]
 
 if TYPE_CHECKING:
     from cppcorn.config import Config

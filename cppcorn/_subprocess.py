@@ -4,6 +4,7 @@ state leaks from the supervisor."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import sys
@@ -44,8 +45,6 @@ def subprocess_started(
         sys.stdin = os.fdopen(stdin_fileno)
     # Logging is per process: configure it again from the same settings.
     config.configure_logging()
-    try:
+    # The supervisor stops us with SIGINT; a traceback then would be noise.
+    with contextlib.suppress(KeyboardInterrupt):
         target(sockets=sockets)
-    except KeyboardInterrupt:
-        # The supervisor is stopping us; a traceback here would be noise.
-        pass

@@ -30,11 +30,11 @@ from cppcorn.middleware.proxy_headers import TrustedHosts
 from cppcorn.middleware.wsgi import WSGIMiddleware
 
 __all__ = [
-    "Config",
     "LOGGING_CONFIG",
     "LOG_LEVELS",
-    "STARTUP_FAILURE",
     "SSL_PROTOCOL_VERSION",
+    "STARTUP_FAILURE",
+    "Config",
     "create_ssl_context",
 ]
 
@@ -137,7 +137,8 @@ def _is_asgi3(app: Any) -> bool:
         return hasattr(app, "__await__")
     if inspect.isfunction(app):
         return inspect.iscoroutinefunction(app)
-    return inspect.iscoroutinefunction(getattr(app, "__call__", None))
+    # An instance: is its __call__ method a coroutine function?
+    return inspect.iscoroutinefunction(getattr(app, "__call__", None))  # noqa: B004 - the method, not a callable test
 
 
 class Config:
@@ -373,13 +374,11 @@ class Config:
                     "The default SSL context factory needs `ssl_certfile`: pass it, or build the SSLContext "
                     "inside `ssl_context_factory` without calling the default factory."
                 )
+            # The certificate with its key; the protocol and how peers are
+            # verified; the ciphers.
             return create_ssl_context(
-                certfile=self.ssl_certfile,
-                keyfile=self.ssl_keyfile,
-                password=self.ssl_keyfile_password,
-                ssl_version=self.ssl_version,
-                cert_reqs=self.ssl_cert_reqs,
-                ca_certs=self.ssl_ca_certs,
+                certfile=self.ssl_certfile, keyfile=self.ssl_keyfile, password=self.ssl_keyfile_password,
+                ssl_version=self.ssl_version, cert_reqs=self.ssl_cert_reqs, ca_certs=self.ssl_ca_certs,
                 ciphers=self.ssl_ciphers,
             )
 

@@ -52,12 +52,7 @@ class LifespanOn:
         self.task = asyncio.get_running_loop().create_task(self.main())
         await self.events.put({"type": "lifespan.startup"})
         await self.startup_done.wait()
-
-        if self.startup_failed or (self.error_occurred and self.config.lifespan == "on"):
-            logger.error("Application startup failed. Exiting.")
-            self.should_exit = True
-        else:
-            logger.info("Application startup complete.")
+        self._conclude("startup", self.startup_failed)
 
     async def shutdown(self) -> None:
         if self.error_occurred:
@@ -65,12 +60,16 @@ class LifespanOn:
         logger.info("Waiting for application shutdown.")
         await self.events.put({"type": "lifespan.shutdown"})
         await self.shutdown_done.wait()
+        self._conclude("shutdown", self.shutdown_failed)
 
-        if self.shutdown_failed or (self.error_occurred and self.config.lifespan == "on"):
-            logger.error("Application shutdown failed. Exiting.")
+    def _conclude(self, phase: str, failed: bool) -> None:
+        """Log how `phase` ended. A failure the application reported, or with
+        `--lifespan on` any error, tells the server to exit."""
+        if failed or (self.error_occurred and self.config.lifespan == "on"):
+            logger.error(f"Application {phase} failed. Exiting.")
             self.should_exit = True
         else:
-            logger.info("Application shutdown complete.")
+            logger.info(f"Application {phase} complete.")
 
     async def main(self) -> None:
         scope = {

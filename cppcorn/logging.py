@@ -6,7 +6,7 @@ import http
 import logging
 import sys
 from copy import copy
-from typing import Literal
+from typing import ClassVar, Literal
 
 import click
 
@@ -20,7 +20,7 @@ class ColourizedFormatter(logging.Formatter):
     is used instead of its plain message.
     """
 
-    level_name_colors: dict[int, str] = {
+    level_name_colors: ClassVar[dict[int, str]] = {
         TRACE_LOG_LEVEL: "blue",
         logging.DEBUG: "cyan",
         logging.INFO: "green",
@@ -74,7 +74,7 @@ class AccessFormatter(ColourizedFormatter):
     ``%(request_line)s`` and ``%(status_code)s`` (e.g. ``200 OK``).
     """
 
-    status_code_colours: dict[int, str] = {
+    status_code_colours: ClassVar[dict[int, str]] = {
         1: "bright_white",
         2: "green",
         3: "yellow",

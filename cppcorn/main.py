@@ -75,13 +75,13 @@ def parse_header(header: str) -> tuple[str, str]:
     return name, value
 
 
-@click.command(context_settings={"auto_envvar_prefix": "CPPCORN"})
+# --help shows every option's default, as Uvicorn's does, except the few
+# whose default Uvicorn leaves unsaid (show_default=False).
+@click.command(context_settings={"auto_envvar_prefix": "CPPCORN", "show_default": True})
 @click.argument("app", envvar="CPPCORN_APP")
-@click.option("--host", type=str, default="127.0.0.1", help="Bind socket to this host.", show_default=True)
-@click.option(
-    "--port", type=int, default=8000, help="Bind socket to this port. If 0, an available port will be picked.",
-    show_default=True,
-)
+@click.option("--host", type=str, default="127.0.0.1", help="Bind socket to this host.")
+@click.option("--port", type=int, default=8000,
+              help="Bind socket to this port. If 0, an available port will be picked.")
 @click.option("--uds", type=str, default=None, help="Bind to a UNIX domain socket.")
 @click.option("--fd", type=int, default=None, help="Bind to socket from this file descriptor.")
 @click.option("--reload", is_flag=True, default=False, help="Enable auto-reload.")
@@ -95,83 +95,77 @@ def parse_header(header: str) -> tuple[str, str]:
               help="Set glob patterns to exclude while watching for files. Includes '.*, .py[cod], .sw.*, ~*' by "
               "default; these defaults can be overridden with `--reload-include`. This option has no effect unless "
               "watchfiles is installed.")
-@click.option("--reload-delay", type=float, default=0.25, show_default=True,
+@click.option("--reload-delay", type=float, default=0.25,
               help="Delay between previous and next check if application needs to be reloaded.")
 @click.option("--workers", default=None, type=int,
               help="Number of worker processes. Defaults to the $WEB_CONCURRENCY environment variable if available, "
               "or 1. Not valid with --reload.")
-@click.option("--reuse-port/--no-reuse-port", is_flag=True, default=False, show_default=True,
+@click.option("--reuse-port/--no-reuse-port", is_flag=True, default=False,
               help="With --workers: each worker binds its own SO_REUSEPORT listener and the kernel spreads "
               "connections across them (Linux), instead of all workers sharing one socket.")
-@click.option("--loop", type=str, default="auto", show_default=True,
+@click.option("--loop", type=str, default="auto",
               help="Event loop factory implementation: auto (cppcorn where it is built, else uvloop if "
               "installed, else asyncio), asyncio, uvloop, cppcorn (the compiled loop), none, or module:factory.")
-@click.option("--http", type=str, default="auto", show_default=True,
+@click.option("--http", type=str, default="auto",
               help="HTTP protocol implementation. cppcorn always uses its compiled llhttp protocol; "
               "auto, httptools and h11 are accepted for compatibility.")
 @click.option("--http2", is_flag=True, default=False, help="Enable HTTP/2. [not supported: refused]")
-@click.option("--ws", type=str, default="auto", show_default=True,
+@click.option("--ws", type=str, default="auto",
               help="WebSocket protocol implementation: auto, none, websockets, websockets-sansio or wsproto. "
               "Every choice but none is served by cppcorn's compiled WebSocket protocol.")
-@click.option("--ws-max-size", type=int, default=16777216, show_default=True,
-              help="WebSocket max size message in bytes.")
-@click.option("--ws-max-queue", type=int, default=32, show_default=True,
-              help="The maximum length of the WebSocket message queue.")
-@click.option("--ws-ping-interval", type=float, default=20.0, show_default=True,
-              help="WebSocket ping interval in seconds.")
-@click.option("--ws-ping-timeout", type=float, default=20.0, show_default=True,
-              help="WebSocket ping timeout in seconds.")
-@click.option("--ws-per-message-deflate", type=bool, default=True, show_default=True,
-              help="WebSocket per-message-deflate compression.")
-@click.option("--lifespan", type=LIFESPAN_CHOICES, default="auto", show_default=True,
-              help="Lifespan implementation.")
-@click.option("--interface", type=INTERFACE_CHOICES, default="auto", show_default=True,
+@click.option("--ws-max-size", type=int, default=16777216, help="WebSocket max size message in bytes.")
+@click.option("--ws-max-queue", type=int, default=32, help="The maximum length of the WebSocket message queue.")
+@click.option("--ws-ping-interval", type=float, default=20.0, help="WebSocket ping interval in seconds.")
+@click.option("--ws-ping-timeout", type=float, default=20.0, help="WebSocket ping timeout in seconds.")
+@click.option("--ws-per-message-deflate", type=bool, default=True, help="WebSocket per-message-deflate compression.")
+@click.option("--lifespan", type=LIFESPAN_CHOICES, default="auto", help="Lifespan implementation.")
+@click.option("--interface", type=INTERFACE_CHOICES, default="auto",
               help="Select ASGI3, ASGI2, or WSGI as the application interface.")
 @click.option("--env-file", type=click.Path(exists=True), default=None, help="Environment configuration file.")
 @click.option("--log-config", type=click.Path(exists=True), default=None,
               help="Logging configuration file. Supported formats: .ini, .json, .yaml. Configs written for "
               "Uvicorn's loggers apply to cppcorn's.")
 @click.option("--log-level", type=LEVEL_CHOICES, default=None, help="Log level. [default: info]")
-@click.option("--access-log/--no-access-log", is_flag=True, default=True, help="Enable/Disable access log.")
-@click.option("--use-colors/--no-use-colors", is_flag=True, default=None,
-              help="Enable/Disable colorized logging.")
-@click.option("--proxy-headers/--no-proxy-headers", is_flag=True, default=True,
+@click.option("--access-log/--no-access-log", is_flag=True, default=True, show_default=False,
+              help="Enable/Disable access log.")
+@click.option("--use-colors/--no-use-colors", is_flag=True, default=None, help="Enable/Disable colorized logging.")
+@click.option("--proxy-headers/--no-proxy-headers", is_flag=True, default=True, show_default=False,
               help="Enable/Disable X-Forwarded-Proto, X-Forwarded-For to populate url scheme and remote address "
               "info.")
-@click.option("--server-header/--no-server-header", is_flag=True, default=True,
+@click.option("--server-header/--no-server-header", is_flag=True, default=True, show_default=False,
               help="Enable/Disable default Server header.")
-@click.option("--date-header/--no-date-header", is_flag=True, default=True,
+@click.option("--date-header/--no-date-header", is_flag=True, default=True, show_default=False,
               help="Enable/Disable default Date header.")
 @click.option("--forwarded-allow-ips", type=str, default=None,
               help="Comma separated list of IP Addresses, IP Networks, or literals (e.g. UNIX Socket path) to trust "
               "with proxy headers. Defaults to the $FORWARDED_ALLOW_IPS environment variable if available, or "
               "'127.0.0.1,::1'. The literal '*' means trust everything.")
-@click.option("--root-path", type=str, default="",
+@click.option("--root-path", type=str, default="", show_default=False,
               help="Set the ASGI 'root_path' for applications submounted below a given URL path.")
 @click.option("--limit-concurrency", type=int, default=None,
               help="Maximum number of concurrent connections or tasks to allow, before issuing HTTP 503 responses.")
-@click.option("--backlog", type=int, default=2048, help="Maximum number of connections to hold in backlog")
+@click.option("--backlog", type=int, default=2048, show_default=False,
+              help="Maximum number of connections to hold in backlog")
 @click.option("--limit-max-requests", type=int, default=None,
               help="Maximum number of requests to service before terminating the process.")
-@click.option("--limit-max-requests-jitter", type=int, default=0, show_default=True,
-              help="Maximum jitter to add to limit_max_requests.")
-@click.option("--limit-request-header-size", type=int, default=65536, show_default=True,
+@click.option("--limit-max-requests-jitter", type=int, default=0, help="Maximum jitter to add to limit_max_requests.")
+@click.option("--limit-request-header-size", type=int, default=65536,
               help="Largest request line plus header section, in bytes; larger requests get 431.")
-@click.option("--timeout-keep-alive", type=float, default=5, show_default=True,
+@click.option("--timeout-keep-alive", type=float, default=5,
               help="Close Keep-Alive connections if no new data is received within this timeout (in seconds).")
-@click.option("--timeout-request-headers", type=float, default=30.0, show_default=True,
+@click.option("--timeout-request-headers", type=float, default=30.0,
               help="Close a connection whose request line and headers have not all arrived within this many "
               "seconds (with 408 if part of them did): a defence against slowloris clients.")
 @click.option("--timeout-graceful-shutdown", type=float, default=None,
               help="Maximum number of seconds to wait for graceful shutdown.")
-@click.option("--timeout-worker-healthcheck", type=int, default=5, show_default=True,
+@click.option("--timeout-worker-healthcheck", type=int, default=5,
               help="Maximum number of seconds to wait for a worker to respond to a healthcheck.")
 @click.option("--ssl-keyfile", type=str, default=None, help="SSL key file")
 @click.option("--ssl-certfile", type=str, default=None, help="SSL certificate file")
 @click.option("--ssl-keyfile-password", type=str, default=None, help="SSL keyfile password")
-@click.option("--ssl-version", type=int, default=int(SSL_PROTOCOL_VERSION), show_default=True,
+@click.option("--ssl-version", type=int, default=int(SSL_PROTOCOL_VERSION),
               help="SSL version to use (see stdlib ssl module's)")
-@click.option("--ssl-cert-reqs", type=int, default=int(ssl.CERT_NONE), show_default=True,
+@click.option("--ssl-cert-reqs", type=int, default=int(ssl.CERT_NONE),
               help="Whether client certificate is required (see stdlib ssl module's)")
 @click.option("--ssl-ca-certs", type=str, default=None, help="CA certificates file")
 @click.option("--ssl-ciphers", type=str, default=None,
@@ -180,14 +174,14 @@ def parse_header(header: str) -> tuple[str, str]:
               help="Specify custom default HTTP response headers as a Name:Value pair")
 @click.option("--version", is_flag=True, callback=print_version, expose_value=False, is_eager=True,
               help="Display the cppcorn version and exit.")
-@click.option("--app-dir", default="", show_default=True,
+@click.option("--app-dir", default="",
               help="Look for APP in the specified directory, by adding this to the PYTHONPATH. Defaults to the "
               "current working directory.")
 @click.option("--h11-max-incomplete-event-size", "h11_max_incomplete_event_size", type=int, default=None,
               help="Accepted for Uvicorn compatibility: sets --limit-request-header-size.")
-@click.option("--reset-contextvars", is_flag=True, default=False, show_default=True,
+@click.option("--reset-contextvars", is_flag=True, default=False,
               help="Run each ASGI request in a fresh contextvars.Context. Hides context set in the lifespan.")
-@click.option("--factory", is_flag=True, default=False, show_default=True,
+@click.option("--factory", is_flag=True, default=False,
               help="Treat APP as an application factory, i.e. a () -> <ASGI app> callable.")
 def main(app: str, headers: tuple[str, ...], app_dir: str, log_config: str | None, **options: Any) -> None:
     """Serve the ASGI application APP ("module:attribute")."""

@@ -25,13 +25,14 @@ from email.utils import formatdate
 from types import FrameType
 from typing import Any, TypeVar
 
+from cppcorn._signals import handling_signals
 from cppcorn.config import STARTUP_FAILURE, Config
 from cppcorn.http.connection import ServerState
 from cppcorn.http.parser import LLHTTP_VERSION
 from cppcorn.http.protocol import HttpProtocol, HttpSettings
 from cppcorn.http.websocket import WebSocketSettings
 
-__all__ = ["Server", "ServerState", "HANDLED_SIGNALS"]
+__all__ = ["HANDLED_SIGNALS", "Server", "ServerState"]
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 if sys.platform == "win32":
@@ -128,12 +129,10 @@ class Server:
             websocket = WebSocketSettings(
                 app=config.loaded_app,
                 logger=logger,
-                max_size=config.ws_max_size,
-                max_queue=config.ws_max_queue,
-                ping_interval=config.ws_ping_interval,
-                ping_timeout=config.ws_ping_timeout,
-                per_message_deflate=config.ws_per_message_deflate,
                 reset_contextvars=config.reset_contextvars,
+                max_size=config.ws_max_size, max_queue=config.ws_max_queue,
+                ping_interval=config.ws_ping_interval, ping_timeout=config.ws_ping_timeout,
+                per_message_deflate=config.ws_per_message_deflate,
             )
         settings = HttpSettings(
             app=config.loaded_app,
@@ -141,8 +140,7 @@ class Server:
             root_path=config.root_path,
             asgi_version=config.asgi_version,
             limit_concurrency=config.limit_concurrency,
-            timeout_keep_alive=config.timeout_keep_alive,
-            timeout_request_headers=config.timeout_request_headers,
+            timeout_keep_alive=config.timeout_keep_alive, timeout_request_headers=config.timeout_request_headers,
             max_head_size=config.limit_request_header_size,
             trusted_hosts=config.trusted_hosts,
             access_log=config.access_log,
@@ -312,14 +310,8 @@ class Server:
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        # signal.signal rather than loop.add_signal_handler, so that the
-        # previous handlers can be put back afterwards.
-        original_handlers = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
-        try:
+        with handling_signals(HANDLED_SIGNALS, self.handle_exit):
             yield
-        finally:
-            for sig, handler in original_handlers.items():
-                signal.signal(sig, handler)
         # Having shut down gracefully, let the signals have their usual effect
         # (KeyboardInterrupt, or death by SIGTERM), most recent first.
         for captured_signal in reversed(self._captured_signals):

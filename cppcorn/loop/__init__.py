@@ -3,7 +3,7 @@
     import cppcorn.loop
     cppcorn.loop.run(main())                                     # like asyncio.run()
     asyncio.run(main(), loop_factory=cppcorn.loop.new_event_loop)  # 3.12+
-    asyncio.set_event_loop_policy(cppcorn.loop.EventLoopPolicy())
+    asyncio.set_event_loop_policy(cppcorn.loop.EventLoopPolicy())  # policies: deprecated in 3.14
 
 POSIX only for now; on Windows importing it raises ImportError.
 """
@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any, Coroutine, TypeVar
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 if sys.platform == "win32":  # pragma: no cover - IOCP backend not written yet
     raise ImportError("cppcorn.loop has no Windows backend yet; use asyncio's loop")
@@ -21,7 +22,7 @@ from asyncio import unix_events
 
 from cppcorn.loop.loop import Loop
 
-__all__ = ["Loop", "EventLoopPolicy", "new_event_loop", "run"]
+__all__ = ["EventLoopPolicy", "Loop", "new_event_loop", "run"]
 
 T = TypeVar("T")
 
@@ -31,7 +32,13 @@ def new_event_loop() -> Loop:
     return Loop()
 
 
-class EventLoopPolicy(unix_events.DefaultEventLoopPolicy):
+# asyncio's default Unix policy. 3.14 deprecates policies and keeps this one
+# as unix_events._DefaultEventLoopPolicy (asyncio.DefaultEventLoopPolicy
+# still gives it, with a DeprecationWarning).
+_DefaultEventLoopPolicy = getattr(unix_events, "DefaultEventLoopPolicy", None) or unix_events._DefaultEventLoopPolicy
+
+
+class EventLoopPolicy(_DefaultEventLoopPolicy):
     """asyncio's default Unix policy (child watchers included on 3.10/3.11),
     making cppcorn loops."""
 

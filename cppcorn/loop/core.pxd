@@ -5,24 +5,7 @@
 # the dispatch as IOWatcher subclasses and are called without any Python
 # method lookup.
 
-cdef extern from "io_poller.h":
-    ctypedef struct cc_io_event:
-        int fd
-        unsigned events
-
-    ctypedef struct cc_poller:
-        int backend
-
-    unsigned CC_IO_READ
-    unsigned CC_IO_WRITE
-    int CC_POLLER_EPOLL
-    int CC_POLLER_POLL
-
-    int cc_poller_backend_available(int backend)
-    int cc_poller_init(cc_poller *p, int backend)
-    void cc_poller_close(cc_poller *p)
-    int cc_poller_set(cc_poller *p, int fd, unsigned old_events, unsigned new_events)
-    int cc_poller_wait(cc_poller *p, cc_io_event *out, int max, int timeout_ms) nogil
+from cppcorn.includes.io_poller cimport cc_io_event, cc_poller
 
 
 cdef class Handle:
@@ -68,6 +51,10 @@ cdef class ReaderWriter(IOWatcher):
     cdef Handle reader
     cdef Handle writer
 
+    cdef Handle handle_for(self, unsigned event)
+    cdef Handle swap_handle(self, unsigned event, Handle handle)
+    cdef int queue_handle(self, unsigned event) except -1
+
 
 cdef class LoopCore:
     cdef cc_poller poller
@@ -99,14 +86,17 @@ cdef class LoopCore:
     cdef list deferred
     cdef bint iterating
 
-    cdef bint closed_flag
-    cdef bint stopping_flag
-    cdef bint debug_flag
-    # loop.set_task_factory()'s factory (asyncio's _task_factory), or None.
-    cdef object task_factory
+    # Attributes that asyncio's BaseEventLoop code reads and writes, kept
+    # as C fields for the core: _task_factory is loop.set_task_factory()'s
+    # factory, or None.
+    cdef public bint _closed
+    cdef public bint _stopping
+    cdef public bint _debug
+    cdef public object _task_factory
     cdef readonly str backend
 
     cdef int _release_all(self) except -1
+    cdef int close_core(self) except -1
     cdef double now(self)
     cdef object pop_ready(self)
     cdef TimerHandle timer_at(self, Py_ssize_t i)
@@ -115,9 +105,9 @@ cdef class LoopCore:
     cdef void sift_down(self, Py_ssize_t i)
     cdef int prune_cancelled_timers(self) except -1
     cdef ReaderWriter reader_writer(self, object fileobj, bint create)
-    cdef int remove_reader_of(self, ReaderWriter rw) except -1
-    cdef int remove_writer_of(self, ReaderWriter rw) except -1
-    cdef Handle io_handle(self, callback, tuple args)
+    cdef Handle add_handle(self, object fd, unsigned event, object callback, tuple args)
+    cdef bint remove_handle(self, object fd, unsigned event) except -1
+    cdef int remove_handle_of(self, ReaderWriter rw, unsigned event) except -1
     cdef int poll(self, int timeout_ms) except -1
     cdef bint defer_flush(self, IOWatcher watcher) except -1
     cdef int flush_deferred(self) except -1

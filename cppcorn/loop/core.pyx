@@ -13,29 +13,33 @@ cimport cython
 from asyncio import base_events, format_helpers, futures, tasks
 from asyncio.log import logger
 
+from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
-from libc.errno cimport EINTR, EPERM
+from libc.errno cimport EINTR
 from libc.math cimport ceil
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
-
-cdef extern from "Python.h":
-    object PyContext_CopyCurrent()
-    int PyContext_Enter(object ctx) except -1
-    int PyContext_Exit(object ctx) except -1
+from cppcorn.includes.compat cimport CC_TASKS_TAKE_CONTEXT
+from cppcorn.includes.io_poller cimport (
+    CC_IO_READ, CC_IO_WRITE, CC_POLLER_EPOLL, CC_POLLER_POLL, cc_poller_backend_available, cc_poller_close,
+    cc_poller_init, cc_poller_set, cc_poller_wait,
+)
+from cppcorn.includes.python cimport PyTypeObject, inquiry, traverseproc, visitproc
+from cppcorn.loop.errors cimport os_error
 
 
 # asyncio's limits (base_events): no wait is longer than a day, and the
 # timer heap is rebuilt when more than half of its (100+) entries are
-# cancelled.
-DEF MAXIMUM_SELECT_TIMEOUT = 24 * 3600.0
-DEF MIN_SCHEDULED_TIMER_HANDLES = 100
-DEF CLOCK_RESOLUTION = 1e-09
+# cancelled. Timers due within the clock's resolution (clock_gettime()'s
+# nanosecond, as time.get_clock_info("monotonic") says) run now.
+cdef enum:
+    MIN_SCHEDULED_TIMER_HANDLES = 100
+cdef const double MAXIMUM_SELECT_TIMEOUT = 24 * 3600.0
+cdef const double CLOCK_RESOLUTION = 1e-09
 
 cdef object Task = tasks.Task
 cdef object Future = futures.Future
-cdef bint TASK_TAKES_CONTEXT = sys.version_info >= (3, 11)
 
 
 cdef inline double monotonic():
@@ -44,21 +48,39 @@ cdef inline double monotonic():
     return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
 
 
-cdef object _oserror(int negative_errno):
-    errno = -negative_errno
-    return OSError(errno, os.strerror(errno))
+cdef inline int check_schedulable(LoopCore loop, object callback, str method) except -1:
+    """asyncio's checks before `method` schedules `callback`. Inline, with
+    the checks themselves out of line: an open loop out of debug mode costs
+    call_soon() two tests and no call."""
+    if loop._closed or loop._debug:
+        check_schedulable_fully(loop, callback, method)
+    return 0
+
+
+cdef int check_schedulable_fully(LoopCore loop, object callback, str method) except -1:
+    """The loop is not closed and, in debug mode, the caller is the loop's
+    thread and the callback a plain callable."""
+    loop.check_closed()
+    if loop._debug:
+        (<object>loop)._check_thread()
+        (<object>loop)._check_callback(callback, method)
+    return 0
+
+
+cdef object fileobj_fileno(object fileobj):
+    """The descriptor number of an int or of an object with fileno(), with
+    the error of selectors (and of asyncio's own checks)."""
+    if isinstance(fileobj, int):
+        return fileobj
+    try:
+        return int(fileobj.fileno())
+    except (AttributeError, TypeError, ValueError):
+        raise ValueError(f"Invalid file object: {fileobj!r}") from None
 
 
 cdef int fileobj_to_fd(object fileobj) except -1:
-    """A descriptor number from an int or an object with fileno(), with the
-    errors of selectors."""
-    if isinstance(fileobj, int):
-        fd = fileobj
-    else:
-        try:
-            fd = int(fileobj.fileno())
-        except (AttributeError, TypeError, ValueError):
-            raise ValueError(f"Invalid file object: {fileobj!r}") from None
+    """fileobj_fileno(), and a valid descriptor (not negative)."""
+    fd = fileobj_fileno(fileobj)
     if fd < 0:
         raise ValueError(f"Invalid file descriptor: {fd}")
     return fd
@@ -124,7 +146,6 @@ cdef class Handle:
         return "<{}>".format(" ".join(self._repr_info()))
 
 
-@cython.freelist(256)
 cdef class TimerHandle(Handle):
     """A callback scheduled for a time (asyncio.TimerHandle's interface)."""
 
@@ -154,6 +175,16 @@ cdef class TimerHandle(Handle):
         return self._when >= other._when
 
 
+cdef inline int init_handle(Handle handle, LoopCore loop, object callback, tuple args, object context) except -1:
+    """Fill in a new handle: callback(*args), to run on `loop` in `context`
+    (a copy of the current one when None)."""
+    handle._callback = callback
+    handle._args = args
+    handle._context = PyContext_CopyCurrent() if context is None else context
+    handle._loop = loop
+    return 0
+
+
 cdef inline bint timer_before(TimerHandle a, TimerHandle b):
     return a._when < b._when or (a._when == b._when and a.sequence < b.sequence)
 
@@ -176,18 +207,37 @@ cdef class IOWatcher:
 cdef class ReaderWriter(IOWatcher):
     """loop.add_reader()/add_writer() callbacks: readiness queues them."""
 
+    cdef Handle handle_for(self, unsigned event):
+        """The reader (event CC_IO_READ) or the writer (CC_IO_WRITE)."""
+        return self.reader if event == CC_IO_READ else self.writer
+
+    cdef Handle swap_handle(self, unsigned event, Handle handle):
+        """Make `handle` the reader or the writer; return the one it replaces."""
+        cdef Handle previous = self.handle_for(event)
+        if event == CC_IO_READ:
+            self.reader = handle
+        else:
+            self.writer = handle
+        return previous
+
     cdef int on_ready(self, unsigned events) except -1:
-        cdef LoopCore core = self.core
-        if events & CC_IO_READ and self.reader is not None:
-            if self.reader._cancelled:
-                core.remove_reader_of(self)
-            else:
-                core.push_ready(self.reader)
-        if events & CC_IO_WRITE and self.writer is not None:
-            if self.writer._cancelled:
-                core.remove_writer_of(self)
-            else:
-                core.push_ready(self.writer)
+        if events & CC_IO_READ:
+            self.queue_handle(CC_IO_READ)
+        if events & CC_IO_WRITE:
+            self.queue_handle(CC_IO_WRITE)
+        return 0
+
+    cdef int queue_handle(self, unsigned event) except -1:
+        """The descriptor is ready for `event`: its callback joins the ready
+        queue, or, cancelled, stops being watched for (as asyncio's selector
+        loop does in _process_events())."""
+        cdef Handle handle = self.handle_for(event)
+        if handle is None:
+            return 0
+        if handle._cancelled:
+            self.core.remove_handle_of(self, event)
+        else:
+            self.core.push_ready(handle)
         return 0
 
     cdef int on_loop_closed(self) except -1:
@@ -215,7 +265,7 @@ cdef class LoopCore:
             raise ValueError(f"the {backend} backend is not available on {sys.platform}")
         rc = cc_poller_init(&self.poller, kind)
         if rc < 0:
-            raise _oserror(rc)
+            raise os_error(-rc)
         self.poller_open = True
         self.backend = backend
         self.events_capacity = 64
@@ -229,10 +279,7 @@ cdef class LoopCore:
         self.deferred = []
 
     def __dealloc__(self):
-        self._release_all()
-        if self.poller_open:
-            cc_poller_close(&self.poller)
-            self.poller_open = False
+        self.close_core()
         PyMem_Free(self.events)
         PyMem_Free(self.ready)
         PyMem_Free(self.timers)
@@ -262,62 +309,33 @@ cdef class LoopCore:
                 Py_DECREF(watcher)
         return 0
 
-    # asyncio's BaseEventLoop keeps these as plain attributes; here they are
-    # C fields that its Python code reads and writes through these properties.
-
-    @property
-    def _closed(self):
-        return self.closed_flag
-
-    @_closed.setter
-    def _closed(self, value):
-        self.closed_flag = value
-
-    @property
-    def _stopping(self):
-        return self.stopping_flag
-
-    @_stopping.setter
-    def _stopping(self, value):
-        self.stopping_flag = value
-
-    @property
-    def _debug(self):
-        return self.debug_flag
-
-    @_debug.setter
-    def _debug(self, value):
-        self.debug_flag = value
-
-    @property
-    def _task_factory(self):
-        return self.task_factory
-
-    @_task_factory.setter
-    def _task_factory(self, value):
-        self.task_factory = value
-
     def get_debug(self):
         # asyncio's is Python, and every future and task asks it when made.
-        return self.debug_flag
+        return self._debug
 
     def create_future(self):
         # asyncio's is a Python frame around this: a server makes futures
         # per request (a connection's task waits on one between requests).
         return Future(loop=self)
 
-    def create_task(self, coro, *, name=None, context=None):
+    def create_task(self, coro, *, name=None, context=None, eager_start=None):
         """asyncio's create_task(), with its usual case in C: no task factory,
         where asyncio's does nothing but make the Task. A server makes one
         per request, and asyncio's Python frame around the Task cost about a
         third as much as the Task itself. (Having no frame, this one has
         none to trim from a debug-mode task's creation traceback.)"""
-        if self.task_factory is not None or (context is not None and not TASK_TAKES_CONTEXT):
-            # asyncio's own: the factory's calling conventions, and 3.10's
-            # error for context=.
-            if context is None:
-                return base_events.BaseEventLoop.create_task(self, coro, name=name)
-            return base_events.BaseEventLoop.create_task(self, coro, name=name, context=context)
+        if (self._task_factory is not None or eager_start is not None
+                or (context is not None and not CC_TASKS_TAKE_CONTEXT)):
+            # asyncio's own: the factory's calling conventions, 3.10's error
+            # for context=, and eager_start=, which 3.14 passes on to the
+            # Task (asyncio.create_task(), TaskGroup) and earlier versions
+            # refuse. Only the arguments given, as asyncio's callers pass.
+            arguments = {"name": name}
+            if context is not None:
+                arguments["context"] = context
+            if eager_start is not None:
+                arguments["eager_start"] = eager_start
+            return base_events.BaseEventLoop.create_task(self, coro, **arguments)
         self.check_closed()
         if context is None:
             return Task(coro, loop=self, name=name)
@@ -334,7 +352,7 @@ cdef class LoopCore:
     # ---------------------------------------------------- ready queue
 
     cdef int check_closed(self) except -1:
-        if self.closed_flag:
+        if self._closed:
             raise RuntimeError("Event loop is closed")
         return 0
 
@@ -366,27 +384,30 @@ cdef class LoopCore:
 
     cdef Handle schedule(self, object callback, tuple args, object context):
         cdef Handle handle = Handle.__new__(Handle)
-        handle._callback = callback
-        handle._args = args
-        handle._context = PyContext_CopyCurrent() if context is None else context
-        handle._loop = self
-        if self.debug_flag:
+        init_handle(handle, self, callback, args, context)
+        if self._debug:
             handle._source_traceback = format_helpers.extract_stack(sys._getframe(0))
         self.push_ready(handle)
         return handle
 
     def call_soon(self, callback, *args, context=None):
-        if self.closed_flag:
-            raise RuntimeError("Event loop is closed")
-        if self.debug_flag:
-            (<object>self)._check_thread()
-            (<object>self)._check_callback(callback, "call_soon")
+        check_schedulable(self, callback, "call_soon")
         return self.schedule(callback, args, context)
 
+    def call_soon_threadsafe(self, callback, *args, context=None):
+        """asyncio's (3.10-3.13), on this core's ready queue: 3.14's appends
+        a handle to asyncio's own ready deque, which this core never runs.
+        No lock is needed: the queue is only touched with the GIL held and
+        without calling back into Python in between."""
+        self.check_closed()
+        if self._debug:
+            (<object>self)._check_callback(callback, "call_soon_threadsafe")
+        handle = self.schedule(callback, args, context)
+        (<object>self)._write_to_self()
+        return handle
+
     def _call_soon(self, callback, args, context):
-        # What asyncio's call_soon_threadsafe() uses. No lock is needed: the
-        # queue is only touched with the GIL held and without calling back
-        # into Python in between.
+        # asyncio's private way to queue a callback, for code that uses it.
         return self.schedule(callback, tuple(args), context)
 
     def _add_callback(self, handle):
@@ -400,14 +421,11 @@ cdef class LoopCore:
 
     cdef TimerHandle schedule_at(self, double when, object callback, tuple args, object context):
         cdef TimerHandle timer = TimerHandle.__new__(TimerHandle)
-        timer._callback = callback
-        timer._args = args
-        timer._context = PyContext_CopyCurrent() if context is None else context
-        timer._loop = self
+        init_handle(timer, self, callback, args, context)
         timer._when = when
         timer.sequence = self.timer_sequence
         self.timer_sequence += 1
-        if self.debug_flag:
+        if self._debug:
             timer._source_traceback = format_helpers.extract_stack(sys._getframe(0))
         self.heap_push(timer)
         timer._scheduled = True
@@ -416,21 +434,13 @@ cdef class LoopCore:
     def call_at(self, when, callback, *args, context=None):
         if when is None:
             raise TypeError("when cannot be None")
-        if self.closed_flag:
-            raise RuntimeError("Event loop is closed")
-        if self.debug_flag:
-            (<object>self)._check_thread()
-            (<object>self)._check_callback(callback, "call_at")
+        check_schedulable(self, callback, "call_at")
         return self.schedule_at(when, callback, args, context)
 
     def call_later(self, delay, callback, *args, context=None):
         if delay is None:
             raise TypeError("delay must not be None")
-        if self.closed_flag:
-            raise RuntimeError("Event loop is closed")
-        if self.debug_flag:
-            (<object>self)._check_thread()
-            (<object>self)._check_callback(callback, "call_later")
+        check_schedulable(self, callback, "call_later")
         return self.schedule_at(monotonic() + delay, callback, args, context)
 
     def _timer_handle_cancelled(self, handle):
@@ -569,11 +579,9 @@ cdef class LoopCore:
             return 0
         rc = cc_poller_set(&self.poller, watcher.fd, watcher.interest, interest)
         if rc < 0:
-            if rc == -EPERM:
-                # epoll refuses regular files; the selectors module says so
-                # with this exception too.
-                raise PermissionError(EPERM, os.strerror(EPERM))
-            raise _oserror(rc)
+            # epoll refuses regular files with EPERM: PermissionError, as
+            # the selectors module raises.
+            raise os_error(-rc)
         watcher.interest = interest
         return 0
 
@@ -590,75 +598,53 @@ cdef class LoopCore:
         self.attach(rw)
         return rw
 
-    cdef int remove_reader_of(self, ReaderWriter rw) except -1:
-        reader = rw.reader
-        rw.reader = None
-        if rw.writer is None:
-            self.detach(rw)
-        else:
-            self.set_interest(rw, CC_IO_WRITE)
-        if reader is not None:
-            reader.cancel()
-        return 0
-
-    cdef int remove_writer_of(self, ReaderWriter rw) except -1:
-        writer = rw.writer
-        rw.writer = None
-        if rw.reader is None:
-            self.detach(rw)
-        else:
-            self.set_interest(rw, CC_IO_READ)
-        if writer is not None:
-            writer.cancel()
-        return 0
-
-    cdef Handle io_handle(self, callback, tuple args):
+    cdef Handle add_handle(self, object fd, unsigned event, object callback, tuple args):
+        """loop.add_reader() (event CC_IO_READ) or add_writer() (CC_IO_WRITE):
+        the new handle replaces (and cancels) the one watching before."""
+        self.check_closed()
         cdef Handle handle = Handle.__new__(Handle)
-        handle._callback = callback
-        handle._args = args
-        handle._context = PyContext_CopyCurrent()
-        handle._loop = self
+        init_handle(handle, self, callback, args, None)
+        cdef ReaderWriter rw = self.reader_writer(fd, True)
+        self.set_interest(rw, rw.interest | event)
+        previous = rw.swap_handle(event, handle)
+        if previous is not None:
+            previous.cancel()
         return handle
+
+    cdef bint remove_handle(self, object fd, unsigned event) except -1:
+        """loop.remove_reader() or remove_writer(): whether one was removed."""
+        if self._closed:
+            return False
+        cdef ReaderWriter rw = self.reader_writer(fd, False)
+        if rw is None or rw.handle_for(event) is None:
+            return False
+        self.remove_handle_of(rw, event)
+        return True
+
+    cdef int remove_handle_of(self, ReaderWriter rw, unsigned event) except -1:
+        """Stop watching for `event` and cancel its handle; a watcher left
+        with no handle is detached."""
+        cdef unsigned other = (CC_IO_READ | CC_IO_WRITE) ^ event
+        handle = rw.swap_handle(event, None)
+        if rw.handle_for(other) is None:
+            self.detach(rw)
+        else:
+            self.set_interest(rw, other)
+        if handle is not None:
+            handle.cancel()
+        return 0
 
     def _add_reader(self, fd, callback, *args):
-        self.check_closed()
-        cdef Handle handle = self.io_handle(callback, args)
-        cdef ReaderWriter rw = self.reader_writer(fd, True)
-        previous = rw.reader
-        self.set_interest(rw, rw.interest | CC_IO_READ)
-        rw.reader = handle
-        if previous is not None:
-            previous.cancel()
-        return handle
+        return self.add_handle(fd, CC_IO_READ, callback, args)
 
     def _add_writer(self, fd, callback, *args):
-        self.check_closed()
-        cdef Handle handle = self.io_handle(callback, args)
-        cdef ReaderWriter rw = self.reader_writer(fd, True)
-        previous = rw.writer
-        self.set_interest(rw, rw.interest | CC_IO_WRITE)
-        rw.writer = handle
-        if previous is not None:
-            previous.cancel()
-        return handle
+        return self.add_handle(fd, CC_IO_WRITE, callback, args)
 
     def _remove_reader(self, fd):
-        if self.closed_flag:
-            return False
-        cdef ReaderWriter rw = self.reader_writer(fd, False)
-        if rw is None or rw.reader is None:
-            return False
-        self.remove_reader_of(rw)
-        return True
+        return self.remove_handle(fd, CC_IO_READ)
 
     def _remove_writer(self, fd):
-        if self.closed_flag:
-            return False
-        cdef ReaderWriter rw = self.reader_writer(fd, False)
-        if rw is None or rw.writer is None:
-            return False
-        self.remove_writer_of(rw)
-        return True
+        return self.remove_handle(fd, CC_IO_WRITE)
 
     def _io_registration(self, fd):
         """(events, reader, writer) for an add_reader/add_writer descriptor,
@@ -675,12 +661,7 @@ cdef class LoopCore:
     def _ensure_fd_no_transport(self, fd):
         """asyncio's check before add_reader()/sock_*() on a descriptor: it
         must not belong to a transport, ours (in the core) or asyncio's."""
-        fileno = fd
-        if not isinstance(fileno, int):
-            try:
-                fileno = int(fileno.fileno())
-            except (AttributeError, TypeError, ValueError):
-                raise ValueError(f"Invalid file object: {fd!r}") from None
+        fileno = fileobj_fileno(fd)
         transport = self.watcher_for(fileno) if fileno >= 0 else None
         if transport is None or type(transport) is ReaderWriter:
             transport = (<object>self)._transports.get(fileno)
@@ -699,7 +680,7 @@ cdef class LoopCore:
         if n < 0:
             if n == -EINTR:
                 return 0
-            raise _oserror(n)
+            raise os_error(-n)
         for i in range(n):
             event = self.events[i]
             if event.fd >= self.watchers_capacity or self.watchers[event.fd] is NULL:
@@ -727,7 +708,7 @@ cdef class LoopCore:
         cdef Py_ssize_t ntodo
         cdef object handle
         self.prune_cancelled_timers()
-        if self.ready_count or self.stopping_flag:
+        if self.ready_count or self._stopping:
             timeout_ms = 0
         elif self.timers_count:
             timeout = self.timer_at(0)._when - monotonic()
@@ -752,7 +733,7 @@ cdef class LoopCore:
             while ntodo > 0 and self.ready_count:
                 ntodo -= 1
                 handle = self.pop_ready()
-                if self.debug_flag:
+                if self._debug:
                     self.run_handle_timed(handle)
                 else:
                     self.run_handle(handle)
@@ -813,10 +794,14 @@ cdef class LoopCore:
 
     def _close_core(self):
         """Release the poller and everything queued (after asyncio's close())."""
+        self.close_core()
+
+    cdef int close_core(self) except -1:
         self._release_all()
         if self.poller_open:
             cc_poller_close(&self.poller)
             self.poller_open = False
+        return 0
 
     # ---------------------------------------------------------- errors
 
@@ -837,15 +822,6 @@ cdef class LoopCore:
 # those references to find the cycle, run asyncio's __del__ (which warns
 # "unclosed event loop" and closes it) and free it. So the type's traverse
 # and clear functions are extended to cover the arrays.
-
-cdef extern from "Python.h":
-    ctypedef int (*visitproc)(PyObject *, void *)
-    ctypedef int (*traverseproc)(PyObject *, visitproc, void *)
-    ctypedef int (*inquiry)(PyObject *)
-    ctypedef struct PyTypeObject:
-        traverseproc tp_traverse
-        inquiry tp_clear
-
 
 cdef traverseproc generated_traverse = (<PyTypeObject *>LoopCore).tp_traverse
 cdef inquiry generated_clear = (<PyTypeObject *>LoopCore).tp_clear

@@ -14,13 +14,16 @@ from libc.errno cimport errno
 
 cimport cython
 
-from cppcorn.loop.syscalls cimport MSG_NOSIGNAL, os_error, recv, send, would_block
+from cppcorn.includes.socket_calls cimport MSG_NOSIGNAL
+from cppcorn.includes.system cimport recv, send
+from cppcorn.loop.errors cimport os_error, would_block
 
 
 # Receives of up to this size go through the stack and are copied out at
 # their exact size; larger ones are read into a bytes object of the size
 # asked for.
-DEF SMALL_RECV = 4096
+cdef enum:
+    SMALL_RECV = 4096
 
 cdef object NOT_READY = object()
 
@@ -103,11 +106,10 @@ cdef class SocketWait:
     cdef bint writing
     cdef object handle
     # sock_recv: the size; sock_recv_into: the buffer; sock_sendall: the
-    # data and how much of it went out.
+    # data (buffer), its size and how much of it went out.
     cdef Py_ssize_t size
     cdef object buffer
     cdef Py_ssize_t sent
-    cdef Py_ssize_t total
 
     def __call__(self):
         if self.future.done():
@@ -132,7 +134,7 @@ cdef class SocketWait:
         if sent < 0:
             return NOT_READY
         self.sent += sent
-        return None if self.sent == self.total else NOT_READY
+        return None if self.sent == self.size else NOT_READY
 
     def done(self, future):
         # Stop watching, unless the handle was replaced (and so cancelled) by
@@ -144,21 +146,22 @@ cdef class SocketWait:
                 self.loop.remove_reader(self.fd)
 
 
-cdef SocketWait wait_for(loop, sock, bint writing):
+cdef object wait_for(loop, sock, bint writing, Py_ssize_t size, object buffer, Py_ssize_t sent):
+    """Watch sock's descriptor and retry the call (its SocketWait fields:
+    size, buffer, sent) each time it is ready; the future of its result."""
     cdef SocketWait wait = SocketWait.__new__(SocketWait)
     wait.loop = loop
     wait.future = loop.create_future()
     wait.fd = sock.fileno()
     wait.writing = writing
     loop._ensure_fd_no_transport(wait.fd)
-    return wait
-
-
-cdef object start(SocketWait wait):
-    if wait.writing:
-        wait.handle = wait.loop._add_writer(wait.fd, wait)
+    wait.size = size
+    wait.buffer = buffer
+    wait.sent = sent
+    if writing:
+        wait.handle = loop._add_writer(wait.fd, wait)
     else:
-        wait.handle = wait.loop._add_reader(wait.fd, wait)
+        wait.handle = loop._add_reader(wait.fd, wait)
     wait.future.add_done_callback(wait.done)
     return wait.future
 
@@ -167,22 +170,18 @@ async def sock_recv(self, sock, n):
     """Receive up to n bytes from sock (asyncio's loop.sock_recv)."""
     check_socket(self, sock)
     data = recv_bytes(sock.fileno(), n)
-    if data is not NOT_READY:
-        return data
-    cdef SocketWait wait = wait_for(self, sock, False)
-    wait.size = n
-    return await start(wait)
+    if data is NOT_READY:
+        data = await wait_for(self, sock, False, n, None, 0)
+    return data
 
 
 async def sock_recv_into(self, sock, buf):
     """Receive into buf; the number of bytes (asyncio's loop.sock_recv_into)."""
     check_socket(self, sock)
     count = recv_into(sock.fileno(), buf)
-    if count is not NOT_READY:
-        return count
-    cdef SocketWait wait = wait_for(self, sock, False)
-    wait.buffer = buf
-    return await start(wait)
+    if count is NOT_READY:
+        count = await wait_for(self, sock, False, 0, buf, 0)
+    return count
 
 
 async def sock_sendall(self, sock, data):
@@ -193,10 +192,5 @@ async def sock_sendall(self, sock, data):
     view = memoryview(data)
     cdef Py_ssize_t total = view.nbytes
     cdef Py_ssize_t sent = send_from(sock.fileno(), view, 0) if total else 0
-    if sent == total:
-        return
-    cdef SocketWait wait = wait_for(self, sock, True)
-    wait.buffer = view
-    wait.sent = max(sent, 0)
-    wait.total = total
-    return await start(wait)
+    if sent != total:
+        await wait_for(self, sock, True, total, view, max(sent, 0))

@@ -8,7 +8,10 @@ from cppcorn.includes.stream_seam cimport cc_stream_receiver
 
 
 cdef class StreamTransport(IOWatcher):
-    cdef object loop
+    # _loop, _protocol and _protocol_paused are named and readable as in
+    # asyncio's selector transports, whose attributes asyncio's own code
+    # reads (loop.sendfile()'s fallback: _loop, _protocol_paused).
+    cdef readonly object _loop
     # The transport owns its descriptor (self.fd) until it closes it: when
     # the connection is lost, or when it is collected unclosed.
     cdef bint fd_open
@@ -17,7 +20,7 @@ cdef class StreamTransport(IOWatcher):
     # this protocol number (its listener's, as socket.accept() gives it).
     cdef object sock
     cdef int proto
-    cdef object protocol
+    cdef readonly object _protocol
     cdef bint buffered_protocol
     # The protocol's C-level data_received(), when it offers one.
     cdef const cc_stream_receiver *receiver
@@ -30,7 +33,7 @@ cdef class StreamTransport(IOWatcher):
     cdef bint reading_paused
     cdef bint eof_received
     cdef bint eof_written
-    cdef bint protocol_paused
+    cdef readonly bint _protocol_paused
     cdef int conn_lost
 
     # Bytes waiting for the socket: immutable objects, the first one
@@ -54,10 +57,12 @@ cdef class StreamTransport(IOWatcher):
     cdef int close_descriptor(self) except -1
     cdef int write_bytes(self, const char *data, Py_ssize_t size, object owner) except -1
     cdef int write_chunks(self, object chunks) except -1
+    cdef int drop_lost_write(self) except -1
     cdef int queue(self, object data, Py_ssize_t offset) except -1
     cdef int update_interest(self) except -1
     cdef int read_ready(self) except -1
     cdef int read_ready_buffered(self) except -1
+    cdef int read_nothing(self, ssize_t n, int error) except -1
     cdef int read_eof(self) except -1
     cdef int write_ready(self) except -1
     cdef bint defer_write(self, Py_ssize_t size) except -1
@@ -66,5 +71,7 @@ cdef class StreamTransport(IOWatcher):
     cdef int force_close(self, object exc) except -1
     cdef int maybe_pause_protocol(self) except -1
     cdef int maybe_resume_protocol(self) except -1
+    cdef int set_protocol_paused(self, bint paused) except -1
+    cdef int set_reading_paused(self, bint paused) except -1
     cdef int report(self, str message, object exc) except -1
     cdef int release_flow_waiter(self, object exc) except -1

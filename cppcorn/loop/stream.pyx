@@ -24,40 +24,31 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid, PyCapsule_New
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_FromString
 from libc.errno cimport ECONNABORTED, errno
+from posix.uio cimport iovec, writev
+from posix.unistd cimport close
 
-from cppcorn.loop.core cimport CC_IO_READ, CC_IO_WRITE
-from cppcorn.loop.syscalls cimport (
-    AF_INET, AF_INET6, AF_UNIX, CC_ABSTRACT_UNIX_NAMES, CC_SUN_PATH_OFFSET, INET6_ADDRSTRLEN,
-    MSG_NOSIGNAL, SHUT_WR, cc_accept, close, getpeername, getsockname, inet_ntop, iovec, ntohl,
-    ntohs, os_error, recv, send, shutdown, sockaddr, sockaddr_in, sockaddr_in6, sockaddr_storage,
-    sockaddr_un, socklen_t, would_block, writev,
-)
+from cppcorn.includes.compat cimport CC_SERVER_ATTACH_TAKES_TRANSPORT
+from cppcorn.includes.io_poller cimport CC_IO_READ, CC_IO_WRITE
+from cppcorn.includes.python cimport PyUnicode_DecodeFSDefaultAndSize
+from cppcorn.includes.socket_calls cimport CC_ABSTRACT_UNIX_NAMES, CC_SUN_PATH_OFFSET, MSG_NOSIGNAL, cc_accept
 from cppcorn.includes.stream_seam cimport CC_RECEIVER_CAPSULE, CC_SENDER_CAPSULE, cc_stream_receiver, cc_stream_sender
+from cppcorn.includes.system cimport (
+    AF_INET, AF_INET6, AF_UNIX, INET6_ADDRSTRLEN, IPPROTO_TCP, SHUT_WR, TCP_NODELAY, getpeername, getsockname,
+    inet_ntop, ntohl, ntohs, recv, send, setsockopt, shutdown, sockaddr, sockaddr_in, sockaddr_in6, sockaddr_storage,
+    sockaddr_un, socklen_t, strnlen,
+)
+from cppcorn.loop.errors cimport os_error, would_block
 
-
-cdef extern from "<sys/socket.h>":
-    int setsockopt(int fd, int level, int name, const void *value, unsigned int size)
-
-cdef extern from "<netinet/in.h>":
-    int IPPROTO_TCP
-
-cdef extern from "<netinet/tcp.h>":
-    int TCP_NODELAY
-
-cdef extern from "<string.h>":
-    size_t strnlen(const char *s, size_t size)
-
-cdef extern from "Python.h":
-    object PyUnicode_DecodeFSDefaultAndSize(const char *s, Py_ssize_t size)
 
 # asyncio's sizes: reads of up to 256 KiB, write buffer limits 64 KiB/16 KiB,
 # and a warning once writes keep coming to a lost connection.
-DEF READ_SIZE = 262144
-DEF WRITEV_MAX = 64
-# Writes up to this size (and the high-water mark: waiting never pauses the
-# protocol) into an empty queue wait for the end of the loop's iteration
-# (StreamTransport.defer_write()); larger ones go at once.
-DEF DEFER_LIMIT = 16384
+cdef enum:
+    READ_SIZE = 262144
+    WRITEV_MAX = 64
+    # Writes up to this size (and the high-water mark: waiting never pauses
+    # the protocol) into an empty queue wait for the end of the loop's
+    # iteration (StreamTransport.defer_write()); larger ones go at once.
+    DEFER_LIMIT = 16384
 cdef int LOG_THRESHOLD_FOR_CONNLOST_WRITES = constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
 
 # Reads land here, and are copied into a bytes object of the size received
@@ -100,7 +91,7 @@ cdef class StreamTransport(IOWatcher):
     cdef int setup(self, object loop, int fd, object protocol, object waiter, dict extra, object server) except -1:
         """Take charge of the connected descriptor `fd` (from here on the
         transport closes it) and start: connection_made() comes next."""
-        self.loop = loop
+        self._loop = loop
         self.fd = fd
         self.fd_open = True
         self.extra = extra
@@ -116,21 +107,21 @@ cdef class StreamTransport(IOWatcher):
         self.set_protocol(protocol)
         self.server = server
         if server is not None:
-            _server_attach(server, self)
+            tell_server(server, self, True)
         (<LoopCore>loop).attach(self)
         loop.call_soon(self._start, waiter)
 
     def _start(self, waiter):
         try:
-            self.protocol.connection_made(self)
+            self._protocol.connection_made(self)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self.loop.call_exception_handler({
-                "message": f"Exception in callback {self.protocol!r}.connection_made()",
+            self._loop.call_exception_handler({
+                "message": f"Exception in callback {self._protocol!r}.connection_made()",
                 "exception": exc,
                 "transport": self,
-                "protocol": self.protocol,
+                "protocol": self._protocol,
             })
         self.update_interest()
         if waiter is not None and not waiter.cancelled():
@@ -171,17 +162,13 @@ cdef class StreamTransport(IOWatcher):
         # Non-blocking calls: holding the GIL through them is cheaper than
         # letting go of it and taking it back.
         n = recv(self.fd, read_buffer, READ_SIZE, 0)
-        if n < 0:
-            if not would_block(errno):
-                self.fatal_error(os_error(errno), "Fatal read error on socket transport")
-            return 0
-        if n == 0:
-            return self.read_eof()
+        if n <= 0:
+            return self.read_nothing(n, errno)
         try:
             if self.receiver is not NULL:
-                self.receiver.data_received(self.protocol, read_buffer, <size_t>n)
+                self.receiver.data_received(self._protocol, read_buffer, <size_t>n)
             else:
-                self.protocol.data_received(PyBytes_FromStringAndSize(read_buffer, n))
+                self._protocol.data_received(PyBytes_FromStringAndSize(read_buffer, n))
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -193,7 +180,7 @@ cdef class StreamTransport(IOWatcher):
         cdef ssize_t n
         cdef int error = 0
         try:
-            buffer = self.protocol.get_buffer(-1)
+            buffer = self._protocol.get_buffer(-1)
             if not len(buffer):
                 raise RuntimeError("get_buffer() returned an empty buffer")
         except (SystemExit, KeyboardInterrupt):
@@ -206,25 +193,30 @@ cdef class StreamTransport(IOWatcher):
         if n < 0:
             error = errno
         PyBuffer_Release(&view)
-        if n < 0:
-            if not would_block(error):
-                self.fatal_error(os_error(error), "Fatal read error on socket transport")
-            return 0
-        if n == 0:
-            return self.read_eof()
+        if n <= 0:
+            return self.read_nothing(n, error)
         try:
-            self.protocol.buffer_updated(n)
+            self._protocol.buffer_updated(n)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self.fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
         return 0
 
+    cdef int read_nothing(self, ssize_t n, int error) except -1:
+        """recv() returned `n` <= 0: the end of the stream (0), or a failure
+        with errno `error`, which is none if the socket was merely not ready."""
+        if n == 0:
+            return self.read_eof()
+        if not would_block(error):
+            self.fatal_error(os_error(error), "Fatal read error on socket transport")
+        return 0
+
     cdef int read_eof(self) except -1:
-        if self.loop.get_debug():
+        if self._loop.get_debug():
             logger.debug("%r received EOF", self)
         try:
-            keep_open = self.protocol.eof_received()
+            keep_open = self._protocol.eof_received()
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -266,10 +258,7 @@ cdef class StreamTransport(IOWatcher):
         if size == 0:
             return 0
         if self.conn_lost:
-            if self.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
-                logger.warning("socket.send() raised exception.")
-            self.conn_lost += 1
-            return 0
+            return self.drop_lost_write()
         if self.write_size == 0 and self.defer_write(size):
             if owner is None:
                 owner = PyBytes_FromStringAndSize(data, size)
@@ -293,6 +282,14 @@ cdef class StreamTransport(IOWatcher):
                 owner = PyBytes_FromStringAndSize(data, size)
             self.queue(owner, 0)
         self.maybe_pause_protocol()
+        return 0
+
+    cdef int drop_lost_write(self) except -1:
+        """A write once the connection is lost goes nowhere; as asyncio does,
+        say so once such writes keep coming."""
+        if self.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+            logger.warning("socket.send() raised exception.")
+        self.conn_lost += 1
         return 0
 
     cdef int queue(self, object data, Py_ssize_t offset) except -1:
@@ -324,10 +321,7 @@ cdef class StreamTransport(IOWatcher):
         if self.empty_waiter is not None:
             raise RuntimeError("unable to writelines; sendfile is in progress")
         if self.conn_lost:
-            if self.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
-                logger.warning("socket.send() raised exception.")
-            self.conn_lost += 1
-            return 0
+            return self.drop_lost_write()
         was_idle = self.write_size == 0
         for data in chunks:
             if PyBytes_GET_SIZE(data):
@@ -444,44 +438,46 @@ cdef class StreamTransport(IOWatcher):
         return self.write_size
 
     cdef int maybe_pause_protocol(self) except -1:
-        if self.write_size <= self.high_water or self.protocol_paused:
-            return 0
-        self.protocol_paused = True
-        try:
-            self.protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self.report("protocol.pause_writing() failed", exc)
+        if self.write_size > self.high_water and not self._protocol_paused:
+            self.set_protocol_paused(True)
         return 0
 
     cdef int maybe_resume_protocol(self) except -1:
-        if not self.protocol_paused or self.write_size > self.low_water:
-            return 0
-        self.protocol_paused = False
+        if self._protocol_paused and self.write_size <= self.low_water:
+            self.set_protocol_paused(False)
+        return 0
+
+    cdef int set_protocol_paused(self, bint paused) except -1:
+        """Tell the protocol to pause or to resume writing; its failure is
+        reported, not raised (as asyncio's transports do)."""
+        self._protocol_paused = paused
         try:
-            self.protocol.resume_writing()
+            if paused:
+                self._protocol.pause_writing()
+            else:
+                self._protocol.resume_writing()
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self.report("protocol.resume_writing() failed", exc)
+            self.report("protocol.pause_writing() failed" if paused else "protocol.resume_writing() failed", exc)
         return 0
 
     def pause_reading(self):
-        if self.closing or self.reading_paused:
-            return
-        self.reading_paused = True
-        self.update_interest()
-        if self.loop.get_debug():
-            logger.debug("%r pauses reading", self)
+        self.set_reading_paused(True)
 
     def resume_reading(self):
-        if self.closing or not self.reading_paused:
-            return
-        self.reading_paused = False
+        self.set_reading_paused(False)
+
+    cdef int set_reading_paused(self, bint paused) except -1:
+        """pause_reading() and resume_reading(): nothing to do once closing
+        or already so."""
+        if self.closing or self.reading_paused == paused:
+            return 0
+        self.reading_paused = paused
         self.update_interest()
-        if self.loop.get_debug():
-            logger.debug("%r resumes reading", self)
+        if self._loop.get_debug():
+            logger.debug("%r pauses reading" if paused else "%r resumes reading", self)
+        return 0
 
     def is_reading(self):
         return not self.reading_paused and not self.closing
@@ -498,7 +494,7 @@ cdef class StreamTransport(IOWatcher):
         self.update_interest()
         if not self.write_size:
             self.conn_lost += 1
-            self.loop.call_soon(self._call_connection_lost, None)
+            self._loop.call_soon(self._call_connection_lost, None)
 
     def abort(self):
         self.force_close(None)
@@ -509,7 +505,7 @@ cdef class StreamTransport(IOWatcher):
 
     cdef int fatal_error(self, object exc, str message) except -1:
         if isinstance(exc, OSError):
-            if self.loop.get_debug():
+            if self._loop.get_debug():
                 logger.debug("%r: %s", self, message, exc_info=True)
         else:
             self.report(message, exc)
@@ -532,11 +528,11 @@ cdef class StreamTransport(IOWatcher):
         self.closing = True
         self.update_interest()
         self.conn_lost += 1
-        self.loop.call_soon(self._call_connection_lost, exc)
+        self._loop.call_soon(self._call_connection_lost, exc)
         return 0
 
     def _call_connection_lost(self, exc):
-        if self.protocol is None:
+        if self._protocol is None:
             return
         # From here on writes are dropped (with asyncio's warning), never
         # sent to a descriptor number that may already be reused.
@@ -544,23 +540,23 @@ cdef class StreamTransport(IOWatcher):
         if self.flow_waiter is not None:
             self.release_flow_waiter(exc if exc is not None else ConnectionError("Connection is closed by peer"))
         try:
-            self.protocol.connection_lost(exc)
+            self._protocol.connection_lost(exc)
         finally:
             if self.core is not None:
                 self.core.detach(self)
             self.close_descriptor()
-            self.protocol = None
+            self._protocol = None
             server = self.server
             if server is not None:
                 self.server = None
-                _server_detach(server, self)
+                tell_server(server, self, False)
 
     cdef int report(self, str message, object exc) except -1:
-        self.loop.call_exception_handler({
+        self._loop.call_exception_handler({
             "message": message,
             "exception": exc,
             "transport": self,
-            "protocol": self.protocol,
+            "protocol": self._protocol,
         })
         return 0
 
@@ -634,7 +630,7 @@ cdef class StreamTransport(IOWatcher):
         return value
 
     def set_protocol(self, protocol):
-        self.protocol = protocol
+        self._protocol = protocol
         self.buffered_protocol = isinstance(protocol, protocols.BufferedProtocol)
         receiver = getattr(type(protocol), "__cppcorn_receiver__", None)
         if PyCapsule_IsValid(receiver, CC_RECEIVER_CAPSULE):
@@ -643,7 +639,7 @@ cdef class StreamTransport(IOWatcher):
             self.receiver = NULL
 
     def get_protocol(self):
-        return self.protocol
+        return self._protocol
 
     def __repr__(self):
         info = [type(self).__name__]
@@ -658,7 +654,8 @@ cdef class StreamTransport(IOWatcher):
             info.append(f"write=<{state}, bufsize={self.write_size}>")
         return "<{}>".format(" ".join(info))
 
-    # What asyncio's own code (sendfile, start_tls) expects of a transport.
+    # What asyncio's own code (sendfile, start_tls) expects of a transport,
+    # besides the _loop, _protocol and _protocol_paused fields.
 
     @property
     def _sock(self):
@@ -668,23 +665,10 @@ cdef class StreamTransport(IOWatcher):
     def _sock_fd(self):
         return self.fd
 
-    @property
-    def _loop(self):
-        return self.loop
-
-    @property
-    def _protocol(self):
-        return self.protocol
-
-    @property
-    def _protocol_paused(self):
-        # 3.10's TLS transport reads it for loop.sendfile()'s fallback.
-        return self.protocol_paused
-
     def _make_empty_waiter(self):
         if self.empty_waiter is not None:
             raise RuntimeError("Empty waiter is already set")
-        self.empty_waiter = self.loop.create_future()
+        self.empty_waiter = self._loop.create_future()
         if not self.write_size:
             self.empty_waiter.set_result(None)
         return self.empty_waiter
@@ -700,7 +684,7 @@ cdef class StreamTransport(IOWatcher):
             raise ConnectionError("Connection closed by peer")
         if self.write_size <= self.high_water:
             return
-        self.flow_waiter = self.loop.create_future()
+        self.flow_waiter = self._loop.create_future()
         await self.flow_waiter
 
     cdef int release_flow_waiter(self, object exc) except -1:
@@ -842,17 +826,13 @@ def accept_connections(loop, listener, protocol_factory, server, int backlog):
             )
 
 
-# asyncio.Server counts its transports; 3.13 passes the transport along.
-import sys
-if sys.version_info >= (3, 13):
-    def _server_attach(server, transport):
-        server._attach(transport)
-
-    def _server_detach(server, transport):
-        server._detach(transport)
-else:
-    def _server_attach(server, transport):
-        server._attach()
-
-    def _server_detach(server, transport):
-        server._detach()
+cdef int tell_server(object server, StreamTransport transport, bint attached) except -1:
+    """asyncio.Server counts its transports (wait_closed() waits for them):
+    say that `transport` came or went. From 3.13 on the server keeps them
+    too, and takes the transport along."""
+    count = server._attach if attached else server._detach
+    if CC_SERVER_ATTACH_TAKES_TRANSPORT:
+        count(transport)
+    else:
+        count()
+    return 0

@@ -15,4 +15,4 @@ else:
     except ImportError:  # watchfiles is optional (cppcorn[standard])
         from cppcorn.supervisors.statreload import StatReload as ChangeReload
 
-__all__ = ["Multiprocess", "ChangeReload", "BaseReload"]
+__all__ = ["BaseReload", "ChangeReload", "Multiprocess"]

@@ -47,6 +47,7 @@ from typing import Any
 
 import click
 
+from cppcorn._signals import handling_signals
 from cppcorn._subprocess import get_subprocess
 from cppcorn.config import STARTUP_FAILURE, Config
 from cppcorn.server import Server
@@ -338,12 +339,10 @@ class Multiprocess:
         self.wakeup.setblocking(False)
         wakeup_writer.setblocking(False)
         previous_wakeup_fd = signal.set_wakeup_fd(wakeup_writer.fileno())
-        previous_handlers = {sig: signal.signal(sig, self.record_signal) for sig in SIGNALS}
         try:
-            yield
+            with handling_signals(SIGNALS, self.record_signal):
+                yield
         finally:
-            for sig, handler in previous_handlers.items():
-                signal.signal(sig, handler)
             signal.set_wakeup_fd(previous_wakeup_fd)
             self.wakeup.close()
             wakeup_writer.close()
