@@ -1,7 +1,7 @@
 """How applications run in asyncio tasks.
 
 One task runs a keep-alive connection's requests, one after another
-(RequestRunner, cppcorn/http/protocol.pyx). Each request must still get what a
+(RequestRunner, cppcorn/http/runner.pyx). Each request must still get what a
 task of its own would give it: a fresh context, no cancellation left over from
 the request before, and no waiting for an application that goes on running
 after its response. The task must end with its connection.
