@@ -17,6 +17,9 @@ cdef class ServerState:
     # connections' deadlines are measured against it.
     cdef public double now
 
+    # A response (the application's, or a refusal) is about to go out whole.
+    cdef int count_request(self) except -1
+
 
 cdef class Connection:
     cdef ServerState state

@@ -22,6 +22,12 @@ cdef class ServerState:
         self.default_headers = b""
         self.now = 0.0
 
+    cdef int count_request(self) except -1:
+        """Counted before the last bytes go out, so that a client holding
+        the response never sees a count without it (--limit-max-requests)."""
+        self.total_requests += 1
+        return 0
+
     def expire_connections(self, double now):
         """Advance the clock and act on the connections whose deadline passed."""
         cdef Connection connection

@@ -351,9 +351,7 @@ cdef class Http11Writer(ResponseWriter):
                 self.abandon()
                 raise RuntimeError("Response content shorter than Content-Length")
         if not more_body:
-            # Counted before the last bytes go out, so that a client holding
-            # the response never sees a count without it.
-            self.connection.state.total_requests += 1
+            self.connection.state.count_request()
         if size or out.buf.length or (self.chunked and not more_body):
             self._flush_with(body, size, more_body)
         if not more_body:
@@ -402,7 +400,7 @@ cdef class Http11Writer(ResponseWriter):
     cdef int refuse(self, int status) except -1:
         self.progress = RESPONSE_DONE
         self.keep_alive = False
-        self.connection.state.total_requests += 1
+        self.connection.state.count_request()
         return send_error_response(self.connection, status)
 
     cdef int abandon(self) except -1:
