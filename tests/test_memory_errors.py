@@ -9,6 +9,8 @@ import logging
 
 import pytest
 
+from tests.malformed_requests import MALFORMED
+
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
@@ -203,22 +205,6 @@ def test_app_failure_on_a_later_request_of_the_connection(harness):
 
 
 # -- requests refused -----------------------------------------------------------------
-
-MALFORMED = {
-    "garbage-request-line": b"garbage\r\n\r\n",
-    "invalid-method-characters": b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n",
-    "space-before-colon": b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
-    "header-without-colon": b"GET / HTTP/1.1\r\nHost x\r\n\r\n",
-    "content-length-abc": b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
-    "chunk-size-zz": b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n",
-    "lf-only-line-endings": b"GET / HTTP/1.1\nHost: x\n\n",
-    "nul-in-header-value": b"GET / HTTP/1.1\r\nHost: x\r\nX-Value: a\x00b\r\n\r\n",
-    "bad-version": b"GET / HTTP/1.x\r\nHost: x\r\n\r\n",
-    "chunked-with-content-length": (
-        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"
-    ),
-    "differing-content-lengths": b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
-}
 
 
 @pytest.mark.parametrize("data", list(MALFORMED.values()), ids=list(MALFORMED))

@@ -134,17 +134,7 @@ def get(target: bytes = b"/", *fields: bytes, version: bytes = b"1.1", method: b
         (b"//x/./y", "//x/./y", b"//x/./y", b""),  # no normalisation
         (b"/p#fragment", "/p", b"/p", b""),
         (b"/p?q=1#fragment?x", "/p", b"/p", b"q=1"),
-    ],
-)
-def test_origin_form(target, path, raw_path, query_string):
-    head = head_of(get(target))
-    assert (head["path"], head["raw_path"], head["query_string"]) == (path, raw_path, query_string)
-    assert type(head["path"]) is str
-
-
-@pytest.mark.parametrize(
-    ("target", "path", "raw_path", "query_string"),
-    [
+        # The absolute form is reduced to the path.
         (b"http://example.com/p?q", "/p", b"/p", b"q"),
         (b"http://example.com:8080/a%20b/c", "/a b/c", b"/a%20b/c", b""),
         (b"https://example.com/p/q?a=b", "/p/q", b"/p/q", b"a=b"),
@@ -155,9 +145,10 @@ def test_origin_form(target, path, raw_path, query_string):
         (b"http://example.com?q=1", "/", b"/", b"q=1"),
     ],
 )
-def test_absolute_form_is_reduced_to_the_path(target, path, raw_path, query_string):
+def test_origin_and_absolute_forms(target, path, raw_path, query_string):
     head = head_of(get(target))
     assert (head["path"], head["raw_path"], head["query_string"]) == (path, raw_path, query_string)
+    assert type(head["path"]) is str
 
 
 def test_fragment_right_after_the_authority_gets_400():
@@ -848,68 +839,44 @@ def test_fed_one_byte_at_a_time_gives_the_same_events(name):
 # -- malformed input -------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "data",
-    [
-        b"hello world\r\n\r\n",
-        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS ClientHello
-        b"get / HTTP/1.1\r\n\r\n",  # methods are case-sensitive
-        b"FOO / HTTP/1.1\r\n\r\n",
-        b"GET\r\n\r\n",
-        b"GET / http/1.1\r\n\r\n",
-        b"GET / HTTP/1.1 \r\n\r\n",
-        b"GET / HTTP/1\r\n\r\n",
-        b"GET / HTTP/2\r\n\r\n",
-        b"GET / HTTP/1.x\r\n\r\n",
-        b"GET /a b HTTP/1.1\r\n\r\n",
-        b"GET / HTTP/1.1\rX\r\n\r\n",
-    ],
-)
-def test_garbage_request_lines_get_400(data):
-    error, _, recorder = refusal(data)
-    assert error.status == 400
-    assert recorder.events == []
+# Refused with 400 before any event: garbage request lines, bad header fields,
+# bare LF line endings.
+MALFORMED_HEADS = [
+    b"hello world\r\n\r\n",
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS ClientHello
+    b"get / HTTP/1.1\r\n\r\n",  # methods are case-sensitive
+    b"FOO / HTTP/1.1\r\n\r\n",
+    b"GET\r\n\r\n",
+    b"GET / http/1.1\r\n\r\n",
+    b"GET / HTTP/1.1 \r\n\r\n",
+    b"GET / HTTP/1\r\n\r\n",
+    b"GET / HTTP/2\r\n\r\n",
+    b"GET / HTTP/1.x\r\n\r\n",
+    b"GET /a b HTTP/1.1\r\n\r\n",
+    b"GET / HTTP/1.1\rX\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHo st: x\r\n\r\n",  # space in the name
+    b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",  # space before the colon
+    b"GET / HTTP/1.1\r\nHo\x01st: x\r\n\r\n",  # control character in the name
+    b"GET / HTTP/1.1\r\nHo\x7fst: x\r\n\r\n",
+    b"GET / HTTP/1.1\r\nH\xc3\xa9: x\r\n\r\n",  # non-ASCII name
+    b'GET / HTTP/1.1\r\nHo"st: x\r\n\r\n',  # not a token character
+    b"GET / HTTP/1.1\r\n: x\r\n\r\n",  # empty name
+    b"GET / HTTP/1.1\r\nHost x\r\n\r\n",  # no colon
+    b"GET / HTTP/1.1\r\n Host: x\r\n\r\n",  # leading whitespace (obs-fold at the first line)
+    b"GET / HTTP/1.1\r\nHost: a\x00b\r\n\r\n",  # NUL in the value
+    b"GET / HTTP/1.1\r\nHost: a\x01b\r\n\r\n",  # control character in the value
+    b"GET / HTTP/1.1\r\nHost: a\x7fb\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",  # bare CR in the value
+    b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",  # obs-fold
+    b"GET / HTTP/1.1\n\n",
+    b"GET / HTTP/1.1\nHost: x\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\n\n",
+]
 
 
-@pytest.mark.parametrize(
-    "field",
-    [
-        b"Ho st: x",  # space in the name
-        b"Host : x",  # space before the colon
-        b"Ho\x01st: x",  # control character in the name
-        b"Ho\x7fst: x",
-        b"H\xc3\xa9: x",  # non-ASCII name
-        b'Ho"st: x',  # not a token character
-        b": x",  # empty name
-        b"Host x",  # no colon
-        b" Host: x",  # leading whitespace (obs-fold at the first line)
-        b"Host: a\x00b",  # NUL in the value
-        b"Host: a\x01b",  # control character in the value
-        b"Host: a\x7fb",
-        b"Host: a\rb",  # bare CR in the value
-    ],
-)
-def test_bad_header_fields_get_400(field):
-    error, _, recorder = refusal(b"GET / HTTP/1.1\r\n" + field + b"\r\n\r\n")
-    assert error.status == 400
-    assert recorder.events == []
-
-
-def test_obs_fold_gets_400():
-    error, _, _ = refusal(b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n")
-    assert error.status == 400
-
-
-@pytest.mark.parametrize(
-    "data",
-    [
-        b"GET / HTTP/1.1\n\n",
-        b"GET / HTTP/1.1\nHost: x\r\n\r\n",
-        b"GET / HTTP/1.1\r\nHost: x\n\r\n",
-        b"GET / HTTP/1.1\r\nHost: x\r\n\n",
-    ],
-)
-def test_bare_lf_gets_400(data):
+@pytest.mark.parametrize("data", MALFORMED_HEADS)
+def test_malformed_heads_get_400(data):
     error, _, recorder = refusal(data)
     assert error.status == 400
     assert recorder.events == []
