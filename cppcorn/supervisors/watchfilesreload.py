@@ -64,11 +64,20 @@ class WatchFilesReload(BaseReload):
             *self.reload_dirs,
             watch_filter=self._counts,
             stop_event=self.should_exit,
-            # Come back now and then even without changes, so that a caller
-            # iterating by hand is never blocked for long.
+            # Come back at once when nothing changed (the changes are kept
+            # for the next call): should_restart() waits `reload_delay`
+            # between calls, and startup() returns without a wait.
             yield_on_timeout=True,
+            rust_timeout=1,
             ignore_permission_denied=True,
         )
+
+    def startup(self) -> None:
+        # watch() watches from its first iteration on: make that before the
+        # first worker starts, so that an edit made while it starts is not
+        # missed (StatReload takes its baseline then too).
+        next(self.watcher)
+        super().startup()
 
     def _counts(self, change: Change, path: str) -> bool:
         return self.watch_filter(Path(path))
