@@ -18,28 +18,3 @@ cdef object yielded_or_stop(object step)
 cdef object to_wait_on(object future)
 # The exception of a coroutine's throw(typ[, val[, tb]]).
 cdef object thrown(object typ, object val, object tb)
-
-
-cdef class SendTarget:
-    # What a send() call acts on: the ASGI send side of a request.
-    # send_message() acts on one message and returns the future to wait on
-    # before sending more, or None.
-    cdef object send_message(self, object message)
-
-
-cdef enum SendCallState:
-    CALL_NEW = 0
-    CALL_WAITING
-    CALL_DONE
-
-
-cdef class SendCall:
-    # The awaitable an ASGI send(message) returns.
-    cdef SendTarget target
-    cdef object message
-    cdef object waiter          # the drain future it waits on
-    cdef SendCallState state
-
-    @staticmethod
-    cdef SendCall create(SendTarget target, object message)
-    cdef object _step(self)

@@ -30,10 +30,8 @@ cdef class Connection:
     cdef const cc_stream_sender *sender
     # When on_deadline() is due, on state.now; 0 means none.
     cdef double deadline
-    # Whether the transport's reading is paused by us, and whether the
-    # client has ended its side (eof): then reading is over for good.
+    # Whether the transport's reading is paused by us.
     cdef bint reading_paused
-    cdef bint input_ended
     # Write backpressure: the transport's buffer is over its high-water mark,
     # and the futures of send() calls waiting for it to drain.
     cdef bint writing_paused

@@ -6,7 +6,6 @@
 # HTTP/2 stream can be served by the same cycle with a writer of its own.
 cimport cython
 
-from cppcorn.http.awaitables cimport SendTarget
 from cppcorn.http.connection cimport RequestLog
 from cppcorn.http.response cimport ResponseWriter
 
@@ -18,7 +17,7 @@ cdef enum SendState:
 
 
 @cython.final
-cdef class RequestCycle(SendTarget):
+cdef class RequestCycle:
     cdef readonly dict scope
     cdef ResponseWriter writer
     cdef object loop
@@ -54,5 +53,26 @@ cdef class RequestCycle(SendTarget):
     # raised `error`.
     cdef int app_finished(self, object outcome, object error) except -1
 
+    # Act on one message of send(); the future to wait on before sending
+    # more, or None.
+    cdef object send_message(self, object message)
     cdef object _receive_now(self)
     cdef int _response_done(self) except -1
+
+
+cdef enum SendCallState:
+    CALL_NEW = 0
+    CALL_WAITING
+    CALL_DONE
+
+
+cdef class SendCall:
+    # The awaitable send(message) returns (see cycle.pyx).
+    cdef RequestCycle cycle
+    cdef object message
+    cdef object waiter          # the drain future it waits on
+    cdef SendCallState state
+
+    @staticmethod
+    cdef SendCall create(RequestCycle cycle, object message)
+    cdef object _step(self)

@@ -72,7 +72,7 @@ cdef class RequestParser:
     # A parser made from Python: the protocol object its events go to.
     cdef object _protocol
 
-    cdef RequestHead _head_info
+    cdef RequestHead _request_head      # reused for every request
     # Request target and header fields of the current message.
     cdef cc_buffer _head
     cdef size_t _target_length

@@ -190,7 +190,7 @@ cdef class RequestParser:
             raise MemoryError()
         llhttp.llhttp_init(&self._parser, llhttp.HTTP_REQUEST, &SETTINGS)
         self._parser.data = <void*>self
-        self._head_info = RequestHead.__new__(RequestHead)
+        self._request_head = RequestHead.__new__(RequestHead)
 
     def __init__(self, protocol, *, size_t max_head_size=65536):
         self._protocol = protocol
@@ -373,7 +373,7 @@ cdef class RequestParser:
 
     cdef int _headers_complete(self) except -1:
         """The header section is in: hand the owner the request head."""
-        cdef RequestHead head = self._head_info
+        cdef RequestHead head = self._request_head
         if self._check_headers():
             return 1
         self._in_head = False

@@ -29,8 +29,7 @@ cdef class HttpSettings:
     cdef readonly double timeout_request_headers
     cdef readonly size_t max_head_size
     cdef readonly object trusted_hosts         # TrustedHosts, or None
-    cdef readonly object logger
-    cdef readonly RequestLog log
+    cdef readonly RequestLog log               # and its logger, cppcorn.error
     cdef readonly bint reset_contextvars
 
 
@@ -66,6 +65,7 @@ cdef class HttpProtocol(Connection):
     # Whether the client is a trusted proxy: decided when first needed.
     cdef ClientTrust client_trust
     cdef Phase phase
+    cdef bint input_ended               # the client half-closed (eof)
     cdef RequestCycle cycle             # the request being read or answered
     cdef RequestRunner runner
     # Bytes of the next request(s) held while a response is under way.

@@ -26,9 +26,9 @@ from cpython.contextvars cimport PyContext_CopyCurrent
 from cpython.pycapsule cimport PyCapsule_New
 
 from cppcorn.http.connection cimport Connection, RequestLog, ServerState
-from cppcorn.http.cycle cimport RequestCycle
+from cppcorn.http.cycle cimport SEND_DONE, SEND_START, RequestCycle
 from cppcorn.http.parser cimport PARSE_ERROR, PARSE_NEED_MORE, ParserCallbacks, ParseResult, RequestHead, RequestParser
-from cppcorn.http.response cimport RESPONSE_DONE, RESPONSE_PENDING, Http11Writer, send_error_response
+from cppcorn.http.response cimport Http11Writer, send_error_response
 from cppcorn.http.runner cimport RequestRunner
 from cppcorn.http.websocket cimport WebSocketProtocol, WebSocketSettings
 from cppcorn.includes.stream_seam cimport CC_RECEIVER_CAPSULE, cc_stream_receiver
@@ -88,13 +88,13 @@ cdef class HttpSettings:
         self.timeout_request_headers = timeout_request_headers
         self.max_head_size = max_head_size
         self.trusted_hosts = trusted_hosts
-        self.logger = logger if logger is not None else logging.getLogger("cppcorn.error")
+        if logger is None:
+            logger = logging.getLogger("cppcorn.error")
         if access_logger is None:
             access_logger = logging.getLogger("cppcorn.access")
         # As Uvicorn: no handlers at startup means no access log at all, and
         # nothing is formatted per request.
-        self.log = RequestLog(
-            self.logger, access_logger if access_log and access_logger.hasHandlers() else None)
+        self.log = RequestLog(logger, access_logger if access_log and access_logger.hasHandlers() else None)
         self.reset_contextvars = reset_contextvars
 
 
@@ -183,7 +183,8 @@ cdef class HttpProtocol(Connection):
             # The client has sent its requests and half-closed: keep the
             # connection open long enough to answer them, then close.
             if self.pending is None:
-                self.writer.close_after_response()
+                # This response is the last.
+                self.writer.keep_alive = False
             return True
         return None
 
@@ -369,9 +370,9 @@ cdef class HttpProtocol(Connection):
         return scope
 
     def _warn_upgrade(self, bytes upgrade):
-        self.settings.logger.warning("Unsupported upgrade request.")
+        self.settings.log.logger.warning("Unsupported upgrade request.")
         if upgrade.lower() == b"websocket":
-            self.settings.logger.warning(
+            self.settings.log.logger.warning(
                 "WebSockets are off (--ws none, or a WSGI application): "
                 "the upgrade request is served as plain HTTP.")
 
@@ -391,7 +392,7 @@ cdef class HttpProtocol(Connection):
             return cycle.wake()
         cycle.app_started = True
         if limit >= 0 and (len(self.state.connections) > limit or len(self.state.tasks) >= limit):
-            settings.logger.warning("Exceeded concurrency limit.")
+            settings.log.logger.warning("Exceeded concurrency limit.")
             return cycle.refuse(503)
         # The context the request's own task would have had.
         cycle.context = Context() if settings.reset_contextvars else PyContext_CopyCurrent()
@@ -413,7 +414,7 @@ cdef class HttpProtocol(Connection):
 
     cdef int _finish_if_answered(self) except -1:
         """A message ended: its request is finished if its response is."""
-        if self.phase == PHASE_RESPONSE and self.writer.progress == RESPONSE_DONE:
+        if self.phase == PHASE_RESPONSE and self.cycle.send_state == SEND_DONE:
             return self._request_finished()
         return 0
 
@@ -459,15 +460,15 @@ cdef class HttpProtocol(Connection):
         cdef RequestCycle cycle = self.cycle
         cdef int status = parser.error_status
         if status == 400:
-            self.settings.logger.warning("Invalid HTTP request received.")
+            self.settings.log.logger.warning("Invalid HTTP request received.")
         else:
-            self.settings.logger.warning("Request refused with %d: %s.", status, parser.error_reason)
-        self.settings.logger.debug("Invalid request detail: %s", parser.error_reason)
+            self.settings.log.logger.warning("Request refused with %d: %s.", status, parser.error_reason)
+        self.settings.log.logger.debug("Invalid request detail: %s", parser.error_reason)
         if cycle is not None and cycle.app_started:
             # Broken body framing while the application runs: it sees a
             # disconnect; a response already under way cannot be replaced.
             cycle.disconnect()
-            if self.writer.progress != RESPONSE_PENDING:
+            if cycle.send_state != SEND_START:
                 self.transport.close()
                 return 0
         return send_error_response(self, status)
@@ -487,10 +488,11 @@ cdef class HttpProtocol(Connection):
         """Graceful shutdown: close now if idle, else after this response."""
         if self.phase == PHASE_CLOSED or self.is_closing():
             return
-        if self.cycle is None:
+        if self.cycle is None or self.cycle.send_state == SEND_DONE:
             self.transport.close()
         else:
-            self.writer.close_after_response()
+            # This response is the last.
+            self.writer.keep_alive = False
 
     def abort(self):
         """Drop the connection now (graceful shutdown timed out)."""

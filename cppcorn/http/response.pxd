@@ -32,6 +32,8 @@ cdef int write_status_line(OutputBuffer out, object status) except -1
 cdef int write_headers(OutputBuffer out, object headers, HeadInfo* info) except -1
 
 
+cdef list TEXT_PLAIN     # the content-type of plain responses
+
 # A plain response (a refusal, an error, a WebSocket handshake denied)
 # written whole, after which the connection closes: `headers` are ASGI
 # header pairs; content-length is added unless they have one.
@@ -40,19 +42,12 @@ cdef int send_plain_response(Connection connection, int status, list headers, by
 cdef int send_error_response(Connection connection, int status, list extra_headers=*) except -1
 
 
-cdef enum ResponseProgress:
-    RESPONSE_PENDING = 0    # nothing sent yet
-    RESPONSE_STARTED        # the head is written (or held for the body)
-    RESPONSE_DONE           # the last byte is written
-
-
 cdef class ResponseWriter:
     # What a RequestCycle holds of its connection: the way its response
     # goes out (framing, flushing, write backpressure) and the flow of its
     # request body. HTTP/1.1's is Http11Writer; an HTTP/2 stream brings its
     # own. Each method is one step of the cycle's send state machine, which
     # has validated the message already.
-    cdef ResponseProgress progress
 
     # The head: `status` as the application gave it (checked here);
     # returns the status code.
@@ -88,8 +83,5 @@ cdef class Http11Writer(ResponseWriter):
     cdef long long content_remaining    # < 0: no Content-Length
 
     cdef int begin(self, bint keep_alive, bint http_1_0, bint is_head) except -1
-    # No more requests on this connection: it closes once the response is
-    # complete (at once when it is already).
-    cdef int close_after_response(self) except -1
     cdef int _flush_with(self, bytes body, size_t size, bint more_body) except -1
     cdef int _complete(self) except -1

@@ -27,7 +27,7 @@ cdef bytes CLOSE_HEADER = b"connection: close\r\n"
 cdef bytes KEEP_ALIVE_HEADER = b"connection: keep-alive\r\n"
 cdef bytes CHUNK_END = b"\r\n"
 cdef bytes LAST_CHUNK_AFTER_DATA = b"\r\n0\r\n\r\n"
-cdef list TEXT_PLAIN = [(b"content-type", b"text/plain; charset=utf-8")]
+TEXT_PLAIN = [(b"content-type", b"text/plain; charset=utf-8")]
 
 cdef dict ERROR_BODIES = {
     400: b"Invalid HTTP request received.",
@@ -286,10 +286,8 @@ cdef class Http11Writer(ResponseWriter):
     def __init__(self, Connection connection not None):
         self.connection = connection
         self.out = OutputBuffer()
-        self.progress = RESPONSE_DONE
 
     cdef int begin(self, bint keep_alive, bint http_1_0, bint is_head) except -1:
-        self.progress = RESPONSE_PENDING
         self.keep_alive = keep_alive
         self.http_1_0 = http_1_0
         self.is_head = is_head
@@ -304,7 +302,6 @@ cdef class Http11Writer(ResponseWriter):
         code = status
         out.append_bytes(self.connection.state.default_headers)
         write_headers(out, headers, &info)
-        self.progress = RESPONSE_STARTED
         self.no_body = self.is_head or code < 200 or code == 204 or code == 304
         self.chunked = False
         self.content_remaining = -1
@@ -389,7 +386,6 @@ cdef class Http11Writer(ResponseWriter):
         return 0
 
     cdef int _complete(self) except -1:
-        self.progress = RESPONSE_DONE
         if not self.keep_alive:
             self.connection.transport.close()
         return self.connection.on_response_complete()
@@ -398,7 +394,6 @@ cdef class Http11Writer(ResponseWriter):
         return self.connection.write(CONTINUE_RESPONSE)
 
     cdef int refuse(self, int status) except -1:
-        self.progress = RESPONSE_DONE
         self.keep_alive = False
         self.connection.state.count_request()
         return send_error_response(self.connection, status)
@@ -414,10 +409,3 @@ cdef class Http11Writer(ResponseWriter):
 
     cdef bint reusable(self):
         return self.keep_alive and self.connection.transport is not None and not self.connection.is_closing()
-
-    cdef int close_after_response(self) except -1:
-        if self.progress == RESPONSE_DONE:
-            self.connection.transport.close()
-        else:
-            self.keep_alive = False
-        return 0

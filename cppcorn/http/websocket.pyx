@@ -20,7 +20,8 @@ from libc.string cimport memcpy, memmove
 
 from cppcorn.http.connection cimport Connection, ServerState, client_label, logged_target
 from cppcorn.http.parser cimport RequestHead
-from cppcorn.http.response cimport HeadInfo, OutputBuffer, send_plain_response, write_headers, write_status_line
+from cppcorn.http.response cimport TEXT_PLAIN, HeadInfo, OutputBuffer, send_error_response, send_plain_response
+from cppcorn.http.response cimport write_headers, write_status_line
 from cppcorn.includes.byte_buffer cimport cc_buffer_append, cc_buffer_free, cc_buffer_init
 from cppcorn.includes.compat cimport CC_TASKS_TAKE_CONTEXT
 from cppcorn.includes.websocket_frame cimport CC_WS_BINARY, CC_WS_CLOSE, CC_WS_CONTINUATION, CC_WS_PING, CC_WS_PONG
@@ -42,7 +43,6 @@ cdef bytes ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 cdef bytes DEFLATE_TAIL = b"\x00\x00\xff\xff"
 cdef bytes EMPTY = b""
 cdef dict CONNECT = {"type": "websocket.connect"}
-cdef list TEXT_PLAIN = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
 class ClientDisconnected(OSError):
@@ -239,10 +239,9 @@ cdef class WebSocketProtocol(Connection):
         """Answer the refused handshake on the HTTP connection."""
         if self.refusal == 426:
             self.settings.logger.warning("Unsupported WebSocket version: only version 13 is served.")
-            return send_plain_response(
-                http, 426, TEXT_PLAIN + [(b"sec-websocket-version", b"13")], b"Upgrade Required")
+            return send_error_response(http, 426, [(b"sec-websocket-version", b"13")])
         self.settings.logger.warning("Invalid WebSocket upgrade request.")
-        return send_plain_response(http, 400, TEXT_PLAIN, b"Invalid HTTP request received.")
+        return send_error_response(http, 400)
 
     def __cinit__(self):
         if cc_buffer_init(&self.inbuf, 4096):
@@ -310,7 +309,7 @@ cdef class WebSocketProtocol(Connection):
         if self.phase == CONNECTING and self.http_response is None:
             if exc is None:
                 logger.error("ASGI callable returned without completing handshake.")
-            self._reject(500, TEXT_PLAIN, b"Internal Server Error")
+            self._reject(500, None, None)
         elif self.phase == CONNECTING:
             # A denial response the application did not finish.
             self.transport.close()
@@ -663,8 +662,12 @@ cdef class WebSocketProtocol(Connection):
         return 0
 
     cdef int _reject(self, int status, list headers, bytes body) except -1:
-        """Answer the handshake with a plain HTTP response and close."""
-        send_plain_response(self, status, headers, body)
+        """Answer the handshake with a plain HTTP response and close;
+        `headers` None: cppcorn's own error response for `status`."""
+        if headers is None:
+            send_error_response(self, status)
+        else:
+            send_plain_response(self, status, headers, body)
         self.phase = CLOSED
         return self._disconnected(1006, "")
 
@@ -753,7 +756,7 @@ cdef class WebSocketProtocol(Connection):
             self.transport.close()
             self._disconnected(1012, "")
         elif self.phase == CONNECTING:
-            self._reject(500, TEXT_PLAIN, b"Internal Server Error")
+            self._reject(500, None, None)
 
     def abort(self):
         if self.transport is not None:
