@@ -55,12 +55,12 @@ typedef struct {
 #endif
 } cc_poller;
 
-static int cc_poller_backend_available(int backend) {
+static inline int cc_poller_backend_available(int backend) {
     return backend == CC_POLLER_POLL || (backend == CC_POLLER_EPOLL && CC_HAVE_EPOLL);
 }
 
 /* 0 on success, -errno on failure. */
-static int cc_poller_init(cc_poller *p, int backend) {
+static inline int cc_poller_init(cc_poller *p, int backend) {
     memset(p, 0, sizeof(*p));
     p->epfd = -1;
     p->backend = backend;
@@ -76,7 +76,7 @@ static int cc_poller_init(cc_poller *p, int backend) {
     return 0;
 }
 
-static void cc_poller_close(cc_poller *p) {
+static inline void cc_poller_close(cc_poller *p) {
     if (p->epfd >= 0) {
         close(p->epfd);
         p->epfd = -1;
@@ -93,11 +93,11 @@ static void cc_poller_close(cc_poller *p) {
     p->npollfds = p->pollfds_cap = p->poll_index_cap = 0;
 }
 
-static short cc_poll_mask(unsigned events) {
+static inline short cc_poll_mask(unsigned events) {
     return (short)(((events & CC_IO_READ) ? POLLIN : 0) | ((events & CC_IO_WRITE) ? POLLOUT : 0));
 }
 
-static int cc_poll_set(cc_poller *p, int fd, unsigned events) {
+static inline int cc_poll_set(cc_poller *p, int fd, unsigned events) {
     if (fd >= p->poll_index_cap) {
         int cap = p->poll_index_cap ? p->poll_index_cap : 64;
         while (cap <= fd)
@@ -144,7 +144,7 @@ static int cc_poll_set(cc_poller *p, int fd, unsigned events) {
 /* Change fd's interest from old_events to new_events (either may be 0).
  * A descriptor closed while watched is forgotten by epoll on its own; the
  * fallbacks below make re-registering a reused number work all the same. */
-static int cc_poller_set(cc_poller *p, int fd, unsigned old_events, unsigned new_events) {
+static inline int cc_poller_set(cc_poller *p, int fd, unsigned old_events, unsigned new_events) {
     if (fd < 0)
         return -EBADF;
     if (p->backend == CC_POLLER_POLL)
@@ -180,7 +180,7 @@ static int cc_poller_set(cc_poller *p, int fd, unsigned old_events, unsigned new
 
 /* Wait up to timeout_ms (-1: forever) and fill `out` with at most `max`
  * ready descriptors. Returns their count, or -errno (-EINTR included). */
-static int cc_poller_wait(cc_poller *p, cc_io_event *out, int max, int timeout_ms) {
+static inline int cc_poller_wait(cc_poller *p, cc_io_event *out, int max, int timeout_ms) {
 #if CC_HAVE_EPOLL
     if (p->backend == CC_POLLER_EPOLL) {
         if (p->epoll_events_cap < max) {

@@ -7,7 +7,7 @@
 # throw() raise it as coroutines do.
 from cpython.ref cimport Py_INCREF
 
-from cppcorn.includes.am_send cimport PYGEN_NEXT, PYGEN_RETURN
+from cppcorn.includes.python cimport PYGEN_NEXT, PYGEN_RETURN
 
 STEP_DONE = object()
 

@@ -8,9 +8,9 @@ from cpython.ref cimport PyObject, Py_XDECREF
 
 from cppcorn.http.awaitables cimport STEP_DONE, step_result, thrown, to_wait_on, yielded_or_stop
 from cppcorn.http.cycle cimport RequestCycle
-from cppcorn.includes.am_send cimport PYGEN_NEXT, cc_install_am_send
+from cppcorn.includes.am_send cimport cc_install_am_send
 from cppcorn.includes.compat cimport CC_CURRENT_TASK_IN_THREAD_STATE, CC_TASKS_COUNT_CANCELS
-from cppcorn.includes.python cimport PyCoro_CheckExact, PyIter_Send
+from cppcorn.includes.python cimport PYGEN_NEXT, PyCoro_CheckExact, PyIter_Send
 
 # Which task runs on which loop, as asyncio.current_task() reads it. A
 # Task's step sets it around its coroutine's step, and so does

@@ -3,7 +3,6 @@ from libc.stdint cimport uint64_t
 
 
 cdef extern from "http_bytes.h" nogil:
-    unsigned char cc_lower(unsigned char c)
     void cc_lower_copy(char* dst, const char* src, size_t n)
     bint cc_equals_lower(const char* s, size_t n, const char* lit, size_t lit_n)
     bint cc_copy_token_lower(char* dst, const char* src, size_t n)

@@ -34,14 +34,12 @@ cdef extern from "llhttp.h":
         HPE_OK
         HPE_PAUSED
         HPE_PAUSED_UPGRADE
-        HPE_USER
 
     ctypedef enum llhttp_type_t:
         HTTP_REQUEST
 
     enum:
         F_CHUNKED
-        F_CONTENT_LENGTH
         F_TRANSFER_ENCODING
 
     enum:
@@ -55,6 +53,5 @@ cdef extern from "llhttp.h":
     void llhttp_resume_after_upgrade(llhttp_t* parser)
     llhttp_errno_t llhttp_get_errno(const llhttp_t* parser)
     const char* llhttp_get_error_reason(const llhttp_t* parser)
-    void llhttp_set_error_reason(llhttp_t* parser, const char* reason)
     const char* llhttp_get_error_pos(const llhttp_t* parser)
     const char* llhttp_method_name(uint8_t method)

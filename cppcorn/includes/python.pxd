@@ -4,7 +4,12 @@ from cpython.ref cimport PyObject
 
 
 cdef extern from "Python.h":
-    # PySendResult: PYGEN_RETURN 0, PYGEN_ERROR -1 (raised), PYGEN_NEXT 1.
+    # What PyIter_Send() and am_send return.
+    ctypedef enum PySendResult:
+        PYGEN_RETURN    # finished: *presult is the return value
+        PYGEN_ERROR     # an exception is raised
+        PYGEN_NEXT      # *presult is the value yielded
+
     int PyIter_Send(object iterator, object arg, PyObject **presult) except -1
     bint PyCoro_CheckExact(object obj)
 

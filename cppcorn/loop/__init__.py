@@ -32,13 +32,9 @@ def new_event_loop() -> Loop:
     return Loop()
 
 
-# asyncio's default Unix policy. 3.14 deprecates policies and keeps this one
-# as unix_events._DefaultEventLoopPolicy (asyncio.DefaultEventLoopPolicy
-# still gives it, with a DeprecationWarning).
-_DefaultEventLoopPolicy = getattr(unix_events, "DefaultEventLoopPolicy", None) or unix_events._DefaultEventLoopPolicy
-
-
-class EventLoopPolicy(_DefaultEventLoopPolicy):
+# Subclassing asyncio's default Unix policy under the name it has on every
+# version (3.14 deprecates policies and renames the public alias).
+class EventLoopPolicy(unix_events._UnixDefaultEventLoopPolicy):
     """asyncio's default Unix policy (child watchers included on 3.10/3.11),
     making cppcorn loops."""
 

@@ -2,6 +2,15 @@
 # kernel gives (accept4(), getpeername(), getsockname()), as CPython's socket
 # module makes them. Included in stream.pyx.
 
+from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_FromString
+
+from cppcorn.includes.python cimport PyUnicode_DecodeFSDefaultAndSize
+from cppcorn.includes.socket_calls cimport CC_ABSTRACT_UNIX_NAMES, CC_SUN_PATH_OFFSET
+from cppcorn.includes.system cimport (
+    AF_INET, AF_INET6, AF_UNIX, INET6_ADDRSTRLEN, inet_ntop, ntohl, ntohs, sockaddr_in, sockaddr_in6, sockaddr_un,
+    strnlen,
+)
+
 cdef object _sock_call(sock, str method):
     if sock is None:
         return None

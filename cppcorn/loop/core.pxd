@@ -5,6 +5,8 @@
 # the dispatch as IOWatcher subclasses and are called without any Python
 # method lookup.
 
+cimport cython
+
 from cppcorn.includes.io_poller cimport cc_io_event, cc_poller
 
 
@@ -46,6 +48,7 @@ cdef class IOWatcher:
     cdef int on_loop_closed(self) except -1
 
 
+@cython.final
 cdef class ReaderWriter(IOWatcher):
     # The handles of loop.add_reader() / loop.add_writer() on one descriptor.
     cdef Handle reader
@@ -97,7 +100,6 @@ cdef class LoopCore:
 
     cdef int _release_all(self) except -1
     cdef int close_core(self) except -1
-    cdef double now(self)
     cdef object pop_ready(self)
     cdef TimerHandle timer_at(self, Py_ssize_t i)
     cdef int heap_push(self, TimerHandle timer) except -1
@@ -122,4 +124,3 @@ cdef class LoopCore:
     cdef int set_interest(self, IOWatcher watcher, unsigned interest) except -1
     cdef IOWatcher watcher_for(self, int fd)
     cdef int check_closed(self) except -1
-    cdef int report_exception(self, str message, object exc, dict extra) except -1

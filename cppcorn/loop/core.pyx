@@ -8,12 +8,9 @@
 import os
 import sys
 
-cimport cython
-
 from asyncio import base_events, format_helpers, futures, tasks
 from asyncio.log import logger
 
-from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from libc.errno cimport EINTR
@@ -232,7 +229,9 @@ cdef class LoopCore:
             # for context=, and eager_start=, which 3.14 passes on to the
             # Task (asyncio.create_task(), TaskGroup) and earlier versions
             # refuse. Only the arguments given, as asyncio's callers pass.
-            arguments = {"name": name}
+            arguments = {}
+            if name is not None:
+                arguments["name"] = name
             if context is not None:
                 arguments["context"] = context
             if eager_start is not None:
@@ -244,9 +243,6 @@ cdef class LoopCore:
         return Task(coro, loop=self, name=name, context=context)
 
     # ------------------------------------------------------------ time
-
-    cdef double now(self):
-        return monotonic()
 
     def time(self):
         return monotonic()
@@ -307,10 +303,6 @@ cdef class LoopCore:
         handle = self.schedule(callback, args, context)
         (<object>self)._write_to_self()
         return handle
-
-    def _call_soon(self, callback, args, context):
-        # asyncio's private way to queue a callback, for code that uses it.
-        return self.schedule(callback, tuple(args), context)
 
     def _add_callback(self, handle):
         if not handle._cancelled:
@@ -703,15 +695,6 @@ cdef class LoopCore:
         if self.poller_open:
             cc_poller_close(&self.poller)
             self.poller_open = False
-        return 0
-
-    # ---------------------------------------------------------- errors
-
-    cdef int report_exception(self, str message, object exc, dict extra) except -1:
-        details = {"message": message, "exception": exc}
-        if extra:
-            details.update(extra)
-        (<object>self).call_exception_handler(details)
         return 0
 
 

@@ -2,6 +2,10 @@
 # interfaces over C fields. Included in core.pyx: the loop core makes, queues
 # and runs them without a call between modules.
 
+cimport cython
+from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit
+
+
 @cython.freelist(256)
 cdef class Handle:
     """A callback scheduled on the loop (asyncio.Handle's interface)."""

@@ -22,20 +22,17 @@ from asyncio.log import logger
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid, PyCapsule_New
-from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_FromString
 from libc.errno cimport ECONNABORTED, errno
 from posix.uio cimport iovec, writev
 from posix.unistd cimport close
 
 from cppcorn.includes.compat cimport CC_SERVER_ATTACH_TAKES_TRANSPORT
 from cppcorn.includes.io_poller cimport CC_IO_READ, CC_IO_WRITE
-from cppcorn.includes.python cimport PyUnicode_DecodeFSDefaultAndSize
-from cppcorn.includes.socket_calls cimport CC_ABSTRACT_UNIX_NAMES, CC_SUN_PATH_OFFSET, MSG_NOSIGNAL, cc_accept
+from cppcorn.includes.socket_calls cimport MSG_NOSIGNAL, cc_accept
 from cppcorn.includes.stream_seam cimport CC_RECEIVER_CAPSULE, CC_SENDER_CAPSULE, cc_stream_receiver, cc_stream_sender
 from cppcorn.includes.system cimport (
-    AF_INET, AF_INET6, AF_UNIX, INET6_ADDRSTRLEN, IPPROTO_TCP, SHUT_WR, TCP_NODELAY, getpeername, getsockname,
-    inet_ntop, ntohl, ntohs, recv, send, setsockopt, shutdown, sockaddr, sockaddr_in, sockaddr_in6, sockaddr_storage,
-    sockaddr_un, socklen_t, strnlen,
+    IPPROTO_TCP, SHUT_WR, TCP_NODELAY, getpeername, getsockname, recv, send, setsockopt, shutdown, sockaddr,
+    sockaddr_storage, socklen_t,
 )
 from cppcorn.loop.errors cimport os_error, would_block
 
