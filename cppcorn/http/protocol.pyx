@@ -434,8 +434,9 @@ cdef class HttpProtocol(Connection):
             # The client half-closed and every request it sent is answered.
             self.transport.close()
             return 0
-        self._set_phase(PHASE_IDLE)
-        return self.update_reading()
+        # Reading is not paused here: nothing is held, and the body (all
+        # read) no longer holds it.
+        return self._set_phase(PHASE_IDLE)
 
     cdef int _start_websocket(self, const char* rest, size_t length) except -1:
         """The upgrade request is parsed: hand the connection over to the
