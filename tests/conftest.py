@@ -30,6 +30,7 @@ import pytest
 from cppcorn.config import Config
 from cppcorn.server import Server
 from tests.subprocesses import ASGI_HELPERS_MODULE, BROKEN_MODULE, ServerProcess, base_env
+from tests.websocket_client import RawWebSocket
 
 try:
     import uvloop
@@ -309,6 +310,12 @@ class RawClient:
 def raw_client() -> Iterator[Callable[..., RawClient]]:
     """`client = raw_client(port)`: closed at the end of the test."""
     yield from torn_down(RawClient)
+
+
+@pytest.fixture
+def raw_ws() -> Iterator[Callable[..., RawWebSocket]]:
+    """`client = raw_ws(port)`: a RawWebSocket, closed at the end of the test."""
+    yield from torn_down(RawWebSocket)
 
 
 async def read_body(receive: Callable[[], Any]) -> bytes:

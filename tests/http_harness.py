@@ -120,10 +120,6 @@ class Response:
         return [value for key, value in self.headers if key.lower() == name.lower()]
 
     @property
-    def header_names(self) -> list[str]:
-        return [key.lower() for key, _ in self.headers]
-
-    @property
     def raw(self) -> bytes:
         return self.raw_head + self.raw_body
 
@@ -654,13 +650,11 @@ class Harness:
     """One event loop and everything run on it in a test."""
 
     def __init__(self, loop_name: str = "asyncio") -> None:
-        self.loop_name = loop_name
         self.loop = new_loop(loop_name)
         self.loop.set_exception_handler(self._loop_error)
         self.connections: list[MemoryConnection] = []
         self.callback_errors: list[tuple[str, BaseException]] = []
         self.loop_errors: list[dict[str, Any]] = []
-        self.iterations = 0  # loop iterations run by settle(), for the curious
         self.timeout = SETTLE_TIMEOUT  # the bound of each settle(), in seconds
         self._closed = False
 
@@ -767,7 +761,6 @@ class Harness:
                 await asyncio.sleep(0.001)  # nothing ready: let timers come due
             else:
                 await asyncio.sleep(0)
-            self.iterations += 1
             now = self._progress()
             if now == last:
                 quiet += 1

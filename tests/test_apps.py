@@ -159,10 +159,10 @@ def test_fastapi_unhandled_exception_is_500(serve, caplog):
 def test_fastapi_streaming_response(serve):
     server = serve(make_fastapi_app())
     with httpx.Client(base_url=server.url, timeout=5) as client, client.stream("GET", "/stream") as response:
-            assert response.status_code == 200
-            assert response.headers["transfer-encoding"] == "chunked"
-            assert "content-length" not in response.headers
-            lines = list(response.iter_lines())
+        assert response.status_code == 200
+        assert response.headers["transfer-encoding"] == "chunked"
+        assert "content-length" not in response.headers
+        lines = list(response.iter_lines())
     assert lines == [f"line {i}" for i in range(5)]
 
 

@@ -78,6 +78,7 @@ async def lifespan_fails(scope, receive, send):
     await send({"type": "lifespan.startup.failed", "message": "database is down"})
 '''
 
+
 @pytest.fixture
 def workdir(workdir: Path) -> Path:
     (workdir / "apps.py").write_text(PROCESS_APPS)

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import Gate, RawClient, RawResponse, read_body, wait_until
-from tests.malformed_requests import MALFORMED
+from tests.http_samples import MALFORMED, head_of_size
 
 OK_BODY = b"Hello, world!"
 BAD_REQUEST_BODY = b"Invalid HTTP request received."
@@ -203,20 +203,6 @@ def test_malformed_requests_get_400(serve, raw_client, logs):
 # -- 2. request head too large -> 431 -------------------------------------
 
 HEAD_LIMIT = 1024
-
-
-def head_of_size(size: int, header_count: int = 1) -> bytes:
-    """A complete GET head of exactly `size` bytes (final blank line included)."""
-    start = b"GET / HTTP/1.1\r\nHost: x\r\n"
-    padding = size - len(start) - 2 - sum(len(b"X-Pad-%03d: \r\n" % i) for i in range(header_count))
-    assert padding >= header_count
-    lines = []
-    for i in range(header_count):
-        share = padding // header_count + (padding % header_count if i == header_count - 1 else 0)
-        lines.append(b"X-Pad-%03d: %s\r\n" % (i, b"a" * share))
-    head = start + b"".join(lines) + b"\r\n"
-    assert len(head) == size
-    return head
 
 
 def test_huge_header_in_one_send_gets_431(serve, raw_client, logs):

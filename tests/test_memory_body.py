@@ -8,6 +8,9 @@ import asyncio
 
 import pytest
 
+from tests.conftest import read_body, respond
+from tests.http_samples import GET
+
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 DISCONNECT = {"type": "http.disconnect"}
 
@@ -30,12 +33,6 @@ def post(path: str = "/", body: bytes = b"", *headers: bytes, version: bytes = b
 def chunked_post(*chunks: bytes) -> bytes:
     framed = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for chunk in chunks)
     return b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + framed + b"0\r\n\r\n"
-
-
-async def respond(send, data: bytes, status: int = 200) -> None:
-    headers = [(b"content-length", b"%d" % len(data))]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": data})
 
 
 class EchoApp:
@@ -235,13 +232,7 @@ def test_unread_body_is_dropped_after_the_response(harness):
 def continue_app(read: bool):
     async def app(scope, receive, send):
         if read:
-            body = b""
-            while True:
-                message = await receive()
-                body += message["body"]
-                if not message["more_body"]:
-                    break
-            await respond(send, b"read:" + body)
+            await respond(send, b"read:" + await read_body(receive))
         else:
             await respond(send, b"not read")
 
@@ -392,7 +383,7 @@ def test_pause_writing_makes_send_wait_until_resume_writing(harness):
     progress: list = []
     conn = harness.connect(streaming_app(5, b"data", progress))
     conn.pause_writing()
-    conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    conn.send(GET)
     # The first send() of a body writes, then waits for the drain.
     assert progress == []
     assert conn.received.endswith(b"4\r\ndata\r\n")
@@ -411,7 +402,7 @@ def test_write_buffer_limits_pause_and_resume_the_app(harness):
     chunk = b"z" * 16 * 1024
     server = harness.server(streaming_app(64, chunk, progress))
     conn = server.connect(write_buffer=(64 * 1024, 16 * 1024))
-    conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    conn.send(GET)
     stuck_at = len(progress)
     assert 0 < stuck_at < 8
     assert conn.transport.protocol_writing_paused
@@ -432,7 +423,7 @@ def test_disconnect_while_send_waits_for_the_drain(harness):
     progress: list = []
     server = harness.server(streaming_app(1000, b"y" * 65536, progress))
     conn = server.connect(write_buffer=(65536, 16384))
-    conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    conn.send(GET)
     assert "done" not in progress
     conn.disconnect()
     assert progress[-1] == "done"
@@ -455,7 +446,7 @@ def test_cancelling_a_send_that_waits_for_the_drain_closes(harness):
     server = harness.server(app)
     conn = server.connect()
     conn.pause_writing()
-    conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    conn.send(GET)
     (task,) = server.state.tasks
     task.cancel()
     harness.settle()

@@ -11,16 +11,11 @@ import logging
 import pytest
 from cppcorn.http.websocket import WebSocketSettings
 
-GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+from tests.http_samples import GET, error_response
+from tests.websocket_client import CLOSE, SAMPLE_ACCEPT, SAMPLE_KEY, TEXT, close_payload, encode_frame
 
-TIMEOUT_408 = (
-    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
-    b"content-length: 15\r\nconnection: close\r\n\r\nRequest Timeout"
-)
-REFUSED_503 = (
-    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
-    b"content-length: 19\r\nconnection: close\r\n\r\nService Unavailable"
-)
+TIMEOUT_408 = error_response(408, b"Request Timeout", b"Request Timeout")
+REFUSED_503 = error_response(503, b"Service Unavailable", b"Service Unavailable")
 
 
 def get(path: str = "/", *headers: bytes, version: bytes = b"1.1") -> bytes:
@@ -124,13 +119,6 @@ def test_connection_close_first_in_a_list_from_the_app(harness):
     assert conn.closed
 
 
-def test_http_1_0_closes_by_default(harness):
-    conn = harness.connect(PathApp())
-    conn.send(get(version=b"1.0"))
-    assert conn.received == b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\nconnection: close\r\n\r\n/"
-    assert conn.closed
-
-
 def test_http_1_0_keep_alive_when_asked(harness):
     """HTTP/1.0 with `Connection: keep-alive` is kept alive, and the response
     says so (README: Uvicorn always closes)."""
@@ -141,13 +129,6 @@ def test_http_1_0_keep_alive_when_asked(harness):
             b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\n" + path.encode()
         )
         assert not conn.closed
-
-
-def test_http_1_0_keep_alive_request_without_content_length_closes(harness):
-    conn = harness.connect(PathApp(chunked=True))
-    conn.send(get("/", b"Connection: keep-alive", version=b"1.0"))
-    assert conn.received == b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n/"
-    assert conn.closed
 
 
 @pytest.mark.xfail(
@@ -598,14 +579,9 @@ def test_scope_client_server_and_scheme_come_from_the_transport(harness):
 
 WEBSOCKET_REQUEST = (
     b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % SAMPLE_KEY.encode()
 )
-
-
-def client_frame(opcode: int, payload: bytes, mask: bytes = b"\x01\x02\x03\x04") -> bytes:
-    """A masked WebSocket frame (payloads under 126 bytes)."""
-    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked
+MASKING_KEY = b"\x01\x02\x03\x04"
 
 
 def test_upgrade_with_websockets_off_is_served_as_http(harness):
@@ -636,15 +612,15 @@ def test_websocket_upgrade_hands_the_transport_over(harness):
     )
     server = harness.server(app, websocket=websocket)
     conn = server.connect()
-    conn.send(WEBSOCKET_REQUEST + client_frame(0x1, b"hi"))
+    conn.send(WEBSOCKET_REQUEST + encode_frame(TEXT, b"hi", key=MASKING_KEY))
     handshake = conn.response()
     assert handshake.status == 101
-    assert handshake.header("sec-websocket-accept") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    assert handshake.header("sec-websocket-accept") == SAMPLE_ACCEPT
     assert conn.unread == b"\x81\x07echo:hi"
     assert ("set_protocol", conn.transport.protocol) in conn.events
     assert conn.transport.protocol is not conn.protocol
     assert server.state.connections == {conn.transport.protocol}
-    conn.send(client_frame(0x8, b"\x03\xe8"))
+    conn.send(encode_frame(CLOSE, close_payload(1000), key=MASKING_KEY))
     assert events == ["websocket.connect", {"type": "websocket.disconnect", "code": 1000, "reason": ""}]
     assert conn.closed
     assert not server.state.connections and not server.state.tasks

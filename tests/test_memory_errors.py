@@ -9,18 +9,7 @@ import logging
 
 import pytest
 
-from tests.malformed_requests import MALFORMED
-
-GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
-
-
-def error_response(status: int, reason: bytes, body: bytes) -> bytes:
-    """The server's own plain-text error response (no default headers)."""
-    return (
-        b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
-        b"connection: close\r\n\r\n%s" % (status, reason, len(body), body)
-    )
-
+from tests.http_samples import GET, MALFORMED, error_response, head_of_size
 
 BAD_REQUEST = error_response(400, b"Bad Request", b"Invalid HTTP request received.")
 SERVER_ERROR = error_response(500, b"Internal Server Error", b"Internal Server Error")
@@ -253,12 +242,6 @@ def test_http_1_0_request_without_host_is_served(harness):
     conn = harness.connect(CountingApp())
     conn.send(b"GET / HTTP/1.0\r\n\r\n")
     assert conn.response().body == b"ok"
-
-
-def head_of_size(size: int) -> bytes:
-    """A complete GET head of exactly `size` bytes."""
-    start = b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: "
-    return start + b"a" * (size - len(start) - 4) + b"\r\n\r\n"
 
 
 def test_oversized_head_in_one_read_gets_431(harness):

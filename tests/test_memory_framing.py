@@ -15,7 +15,8 @@ import contextlib
 
 import pytest
 
-GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+from tests.http_samples import GET
+
 HEAD = b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
@@ -36,9 +37,8 @@ def sending(*messages, errors=None):
             try:
                 await send(message)
             except RuntimeError as exc:
-                if errors is None:
-                    raise
-                errors.append(str(exc))
+                if errors is not None:
+                    errors.append(str(exc))
                 raise
 
     return app

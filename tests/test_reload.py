@@ -33,7 +33,7 @@ import httpx
 import pytest
 
 from cppcorn.config import Config
-from tests.conftest import posix_only, wait_until
+from tests.conftest import posix_only, torn_down, wait_until
 from tests.subprocesses import REPO_ROOT, ServerProcess
 
 APP = """
@@ -186,7 +186,6 @@ def start_cppcorn(
 ) -> Iterator[Callable[..., ServerProcess]]:
     """`start(*args, backend=...)`: `python -m cppcorn *args` in `workdir`,
     with the given reloader available; killed with its workers at the end."""
-    processes: list[ServerProcess] = []
     shim = tmp_path / "no-watchfiles"
     shim.mkdir()
     (shim / "watchfiles.py").write_text(BLOCK_WATCHFILES)
@@ -194,13 +193,9 @@ def start_cppcorn(
     def start(*args: str, backend: str = "WatchFiles") -> ServerProcess:
         path = [str(shim), str(REPO_ROOT)] if backend == "StatReload" else [str(REPO_ROOT)]
         env = {"PYTHONPATH": os.pathsep.join(path), "PYTHONDONTWRITEBYTECODE": "1"}
-        process = cppcorn_process(*args, "--port", "0", "--lifespan", "off", env=env)
-        processes.append(process)
-        return process
+        return cppcorn_process(*args, "--port", "0", "--lifespan", "off", env=env)
 
-    yield start
-    for process in processes:
-        kill_tree(process)
+    yield from torn_down(start, kill_tree)
 
 
 @pytest.fixture

@@ -129,20 +129,18 @@ def test_systemd_socket_shared_by_workers(python_process, listeners):
     assert_workers_serve_on(sock, process)
 
 
-def test_fd_shared_by_workers(python_process, listeners):
+def test_fd_shared_by_workers(cppcorn_process, listeners):
     """`--fd N --workers 2`: both workers answer on the inherited socket."""
     sock = listeners()
-    process = python_process(
-        "-m", "cppcorn", "apps:app", "--fd", str(sock.fileno()), "--workers", "2", pass_fds=(sock.fileno(),)
-    )
+    process = cppcorn_process("apps:app", "--fd", str(sock.fileno()), "--workers", "2", pass_fds=(sock.fileno(),))
     assert_workers_serve_on(sock, process)
 
 
-def test_uds_shared_by_workers(python_process, short_tmp):
+def test_uds_shared_by_workers(cppcorn_process, short_tmp):
     """`--uds PATH --workers 2`: a socket file with mode 0o666, served by
     both workers, and removed at exit."""
     path = short_tmp / "workers.sock"
-    process = python_process("-m", "cppcorn", "apps:app", "--uds", str(path), "--workers", "2")
+    process = cppcorn_process("apps:app", "--uds", str(path), "--workers", "2")
     process.wait_for(re.escape(f"cppcorn running on unix socket {path} (Press CTRL+C to quit)"))
     process.wait_count("Application startup complete.", 2)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o666

@@ -58,7 +58,6 @@ from tests.conftest import (
     run_async,
     scope_app,
     start_server,
-    torn_down,
     wait_until,
 )
 from tests.websocket_client import (
@@ -81,12 +80,6 @@ SHARED_MAX_SIZE = 64 * 1024  # ws_max_size of the shared server
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def raw_ws():
-    """`client = raw_ws(port)`: a RawWebSocket, closed at the end of the test."""
-    yield from torn_down(RawWebSocket)
 
 
 def ws_url(server, path: str = "/") -> str:

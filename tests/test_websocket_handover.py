@@ -7,8 +7,9 @@ side."""
 from __future__ import annotations
 
 import asyncio
+import time
 
-from tests.websocket_client import TEXT, RawWebSocket, encode_frame
+from tests.websocket_client import TEXT, encode_frame
 
 BIG = 8 * 1024 * 1024
 
@@ -31,38 +32,35 @@ async def app(scope, receive, send):
     await send({"type": "http.response.body", "body": body})
 
 
-def test_upgrade_pipelined_behind_a_slow_request(serve):
+def test_upgrade_pipelined_behind_a_slow_request(serve, raw_ws):
     """Reading was paused while the slow response was under way; the
     WebSocket connection reads again once the handshake is accepted."""
     server = serve(app)
-    client = RawWebSocket(server.port)
-    try:
-        client.send_raw(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n" + client.request("/ws"))
-        response = client.read_handshake()
-        assert (response.status, client.read_body()) == (200, b"slow")
-        assert client.read_handshake().status == 101
-        client.send_raw(encode_frame(TEXT, b"echo me"))
-        frame = client.recv_data_frame()
-        assert (frame.opcode, frame.payload) == (TEXT, b"echo me")
-    finally:
-        client.close()
+    client = raw_ws(server.port)
+    client.send_raw(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n" + client.request("/ws"))
+    response = client.read_handshake()
+    assert (response.status, client.read_body()) == (200, b"slow")
+    assert client.read_handshake().status == 101
+    client.send_raw(encode_frame(TEXT, b"echo me"))
+    frame = client.recv_data_frame()
+    assert (frame.opcode, frame.payload) == (TEXT, b"echo me")
 
 
-def test_upgrade_pipelined_behind_a_response_waiting_for_the_drain(serve):
+def test_upgrade_pipelined_behind_a_response_waiting_for_the_drain(serve, raw_ws):
     """The large response's last send() waits for the write buffer to drain
     when the connection is handed over: it is released, its task ends, and
     the server stops without a graceful-shutdown timeout."""
     server = serve(app)
-    client = RawWebSocket(server.port, timeout=10.0)
-    try:
-        client.send_raw(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" + client.request("/ws"))
-        response = client.read_handshake()
-        assert response.status == 200
-        assert len(client.read_body()) == BIG
-        assert client.read_handshake().status == 101
-        client.send_raw(encode_frame(TEXT, b"after"))
-        assert client.recv_data_frame().payload == b"after"
-    finally:
-        client.close()
+    client = raw_ws(server.port, timeout=10.0)
+    client.send_raw(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" + client.request("/ws"))
+    response = client.read_handshake()
+    assert response.status == 200
+    assert len(client.read_body()) == BIG
+    assert client.read_handshake().status == 101
+    client.send_raw(encode_frame(TEXT, b"after"))
+    assert client.recv_data_frame().payload == b"after"
+    client.close()  # the client is gone before the server stops
+    started = time.monotonic()
     server.stop()
+    assert time.monotonic() - started < 5.0
     assert not server.state.tasks

@@ -1,5 +1,32 @@
-"""Malformed requests, each refused with 400 and the connection closed: one
-table for the socket tests and the in-memory protocol tests."""
+"""Requests and responses shared by the socket tests and the in-memory
+protocol tests: a plain GET, heads of an exact size, the table of malformed
+requests (each refused with 400 and the connection closed), and the bytes
+of the server's own error responses."""
+
+GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def head_of_size(size: int, header_count: int = 1) -> bytes:
+    """A complete GET head of exactly `size` bytes (final blank line included)."""
+    start = b"GET / HTTP/1.1\r\nHost: x\r\n"
+    padding = size - len(start) - 2 - sum(len(b"X-Pad-%03d: \r\n" % i) for i in range(header_count))
+    assert padding >= header_count
+    lines = []
+    for i in range(header_count):
+        share = padding // header_count + (padding % header_count if i == header_count - 1 else 0)
+        lines.append(b"X-Pad-%03d: %s\r\n" % (i, b"a" * share))
+    head = start + b"".join(lines) + b"\r\n"
+    assert len(head) == size
+    return head
+
+
+def error_response(status: int, reason: bytes, body: bytes) -> bytes:
+    """The server's own plain-text error response (no default headers)."""
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
+        b"connection: close\r\n\r\n%s" % (status, reason, len(body), body)
+    )
+
 
 MALFORMED = {
     "garbage-request-line": b"garbage\r\n\r\n",
