@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cppcorn.loggers import install_aliases
+
 __version__ = "0.1.0"
 __all__ = ["Config", "Server", "__version__", "main", "run"]
 
@@ -15,6 +17,10 @@ if TYPE_CHECKING:
 # The public names are loaded on first use, so that importing a submodule
 # (the compiled protocol, or later the event loop) does not pull in the
 # command line and configuration machinery.
+# The server logs on Uvicorn's logger names; cppcorn's are aliases of them,
+# in place before any program that imports cppcorn configures either.
+install_aliases()
+
 _LAZY = {"Config": "cppcorn.config", "Server": "cppcorn.server", "main": "cppcorn.main", "run": "cppcorn.main"}
 
 

@@ -20,6 +20,8 @@ from configparser import RawConfigParser
 from pathlib import Path
 from typing import IO, Any, Literal
 
+import click
+
 from cppcorn.importer import ImportFromStringError, import_from_string
 from cppcorn.lifespan import LifespanOff, LifespanOn
 from cppcorn.logconfig import LOG_LEVELS, LOGGING_CONFIG, configure_logging
@@ -59,7 +61,18 @@ SSL_PROTOCOL_VERSION: int = ssl.PROTOCOL_TLS_SERVER
 # Exit status for every startup failure (import, bind, lifespan), as Uvicorn.
 STARTUP_FAILURE = 3
 
-logger = logging.getLogger("cppcorn.error")
+logger = logging.getLogger("uvicorn.error")
+
+
+def log_running_on(address_format: str, *args: Any) -> None:
+    """Uvicorn's "running on" line, word for word: tools and tests written for
+    Uvicorn wait for it, and IDEs open the URL it shows."""
+    coloured_format = click.style(address_format, bold=True)
+    logger.info(
+        f"Uvicorn running on {address_format} (Press CTRL+C to quit)",
+        *args,
+        extra={"color_message": f"Uvicorn running on {coloured_format} (Press CTRL+C to quit)"},
+    )
 
 
 def create_ssl_context(
@@ -477,7 +490,7 @@ class Config:
         if self.fds:
             sockets = [socket.socket(fileno=os.dup(fd)) for fd in self.fds]
             for sock in sockets:
-                logger.info("cppcorn running on socket %s (Press CTRL+C to quit)", sock.getsockname())
+                log_running_on("socket %s", sock.getsockname())
         elif self.uds is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
@@ -486,7 +499,7 @@ class Config:
             except OSError as exc:
                 logger.error(exc)
                 sys.exit(STARTUP_FAILURE)
-            logger.info("cppcorn running on unix socket %s (Press CTRL+C to quit)", self.uds)
+            log_running_on("unix socket %s", self.uds)
             sockets = [sock]
         else:
             sockets = [self.bind_tcp_socket(self.port)]
@@ -514,10 +527,5 @@ class Config:
             sys.exit(STARTUP_FAILURE)
         if announce:
             address_format = "%s://[%s]:%d" if family == socket.AF_INET6 else "%s://%s:%d"
-            logger.info(
-                f"cppcorn running on {address_format} (Press CTRL+C to quit)",
-                "https" if self.is_ssl else "http",
-                self.host,
-                sock.getsockname()[1],
-            )
+            log_running_on(address_format, "https" if self.is_ssl else "http", self.host, sock.getsockname()[1])
         return sock

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from cppcorn.config import Config
 
-logger = logging.getLogger("cppcorn.error")
+logger = logging.getLogger("uvicorn.error")
 
 INVALID_TRANSITION = "Got invalid state transition on lifespan protocol."
 

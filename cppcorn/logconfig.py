@@ -1,12 +1,18 @@
 """Logging configuration, as Uvicorn's ``Config.configure_logging`` does it.
 
-Log configs written for Uvicorn keep working: before a config is applied,
-every ``uvicorn`` / ``uvicorn.<x>`` logger it defines is mirrored onto
-``cppcorn`` / ``cppcorn.<x>`` (unless the config defines that cppcorn logger
-itself), and ``uvicorn.logging.<Name>`` formatter or handler classes become
-``cppcorn.logging.<Name>``. Dict, JSON and YAML configs are translated on a
-copy; INI configs are parsed like ``fileConfig`` does and edited the same way
-(a ``RawConfigParser`` passed in is edited in place).
+The server logs on Uvicorn's loggers (see ``cppcorn.loggers``), so log
+configs written for Uvicorn apply as they are. Two translations make other
+configs work too, on a copy for dict, JSON and YAML configs and in place for
+INI ones (parsed as ``fileConfig`` does; a ``RawConfigParser`` passed in is
+edited in place):
+
+- ``uvicorn.logging.<Name>`` formatter or handler classes become
+  ``cppcorn.logging.<Name>``, so Uvicorn need not be installed;
+- a logger configured by a ``cppcorn`` / ``cppcorn.<x>`` name is configured
+  by its Uvicorn name (``uvicorn`` / ``uvicorn.<x>``; where a config names
+  both, the cppcorn entry wins). The aliases would apply it anyway, but
+  ``disable_existing_loggers`` disables every *name* a config leaves out,
+  which would take the Uvicorn logger down behind its alias.
 """
 
 from __future__ import annotations
@@ -56,9 +62,9 @@ LOGGING_CONFIG: dict[str, Any] = {
         },
     },
     "loggers": {
-        "cppcorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
-        "cppcorn.error": {"level": "INFO"},
-        "cppcorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
+        "uvicorn.error": {"level": "INFO"},
+        "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
     },
 }
 
@@ -101,18 +107,18 @@ def configure_logging(
 
     if log_level is not None:
         level = LOG_LEVELS[log_level.lower()] if isinstance(log_level, str) else log_level
-        for name in ("cppcorn.error", "cppcorn.access", "cppcorn.asgi"):
+        for name in ("uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
             logging.getLogger(name).setLevel(level)
     if access_log is False:
-        access_logger = logging.getLogger("cppcorn.access")
+        access_logger = logging.getLogger("uvicorn.access")
         access_logger.handlers = []
         access_logger.propagate = False
 
 
-def _cppcorn_logger(name: str | None) -> str | None:
-    """``uvicorn`` / ``uvicorn.x`` -> ``cppcorn`` / ``cppcorn.x``; None for other names."""
-    if name == "uvicorn" or (name and name.startswith("uvicorn.")):
-        return "cppcorn" + name[len("uvicorn") :]
+def _uvicorn_logger(name: str | None) -> str | None:
+    """``cppcorn`` / ``cppcorn.x`` -> ``uvicorn`` / ``uvicorn.x``; None for other names."""
+    if name == "cppcorn" or (name and name.startswith("cppcorn.")):
+        return "uvicorn" + name[len("cppcorn") :]
     return None
 
 
@@ -140,11 +146,11 @@ def _translate_dict(config: dict[str, Any]) -> dict[str, Any]:
                 for name, entry in config[section].items()
             }
     if "loggers" in config:
-        loggers = dict(config["loggers"])
+        loggers = {name: entry for name, entry in config["loggers"].items() if _uvicorn_logger(name) is None}
         for name, entry in config["loggers"].items():
-            target = _cppcorn_logger(name)
-            if target is not None and target not in loggers:
-                loggers[target] = dict(entry)
+            target = _uvicorn_logger(name)
+            if target is not None:
+                loggers[target] = entry
         config["loggers"] = loggers
     return config
 
@@ -167,7 +173,7 @@ def _read_ini(source: str | configparser.RawConfigParser | IO[str]) -> configpar
 
 
 def _translate_ini(parser: configparser.RawConfigParser) -> None:
-    """Mirror uvicorn loggers and rename uvicorn formatter classes, in place."""
+    """Rename uvicorn formatter classes and cppcorn loggers, in place."""
     for section in parser.sections():
         if section.startswith(("formatter_", "handler_")) and parser.has_option(section, "class"):
             parser.set(section, "class", _cppcorn_factory(parser.get(section, "class", raw=True)))
@@ -175,19 +181,13 @@ def _translate_ini(parser: configparser.RawConfigParser) -> None:
     if not parser.has_section("loggers"):
         return  # fileConfig will report the broken config itself.
     keys = [key.strip() for key in parser.get("loggers", "keys", raw=True).split(",")]
-    qualnames = {parser.get(f"logger_{key}", "qualname", raw=True, fallback=None) for key in keys}
-    for key in list(keys):
-        source = f"logger_{key}"
-        target = _cppcorn_logger(parser.get(source, "qualname", raw=True, fallback=None))
-        # The mirrored logger's key is its qualname, so its section name is free
-        # unless the file already configures that logger.
-        if target is None or target in qualnames or parser.has_section(f"logger_{target}"):
+    qualnames = {key: parser.get(f"logger_{key}", "qualname", raw=True, fallback=None) for key in keys}
+    renamed = {key: _uvicorn_logger(qualname) for key, qualname in qualnames.items()}
+    for key, target in renamed.items():
+        if target is None:
             continue
-        parser.add_section(f"logger_{target}")
-        for option in ("level", "handlers", "propagate"):
-            if parser.has_option(source, option):
-                parser.set(f"logger_{target}", option, parser.get(source, option, raw=True))
-        parser.set(f"logger_{target}", "qualname", target)
-        keys.append(target)
-        qualnames.add(target)
+        if target in qualnames.values():
+            # The config names both: the cppcorn entry wins.
+            keys = [other for other in keys if qualnames[other] != target]
+        parser.set(f"logger_{key}", "qualname", target)
     parser.set("loggers", "keys", ",".join(keys))

@@ -28,7 +28,7 @@ from cppcorn.config import (
 from cppcorn.server import Server
 from cppcorn.supervisors import ChangeReload, Multiprocess
 
-logger = logging.getLogger("cppcorn.error")
+logger = logging.getLogger("uvicorn.error")
 
 LEVEL_CHOICES = click.Choice(list(LOG_LEVELS.keys()), case_sensitive=False)
 LIFESPAN_CHOICES = click.Choice(list(LIFESPAN.keys()))

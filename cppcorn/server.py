@@ -26,7 +26,7 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from cppcorn._signals import handling_signals
-from cppcorn.config import STARTUP_FAILURE, Config
+from cppcorn.config import STARTUP_FAILURE, Config, log_running_on
 from cppcorn.http.connection import ServerState
 from cppcorn.http.parser import LLHTTP_VERSION
 from cppcorn.http.protocol import HttpProtocol, HttpSettings
@@ -41,7 +41,7 @@ if sys.platform == "win32":
 TICK_SECONDS = 0.1
 TICKS_PER_SECOND = 10
 
-logger = logging.getLogger("cppcorn.error")
+logger = logging.getLogger("uvicorn.error")
 
 _T = TypeVar("_T")
 
@@ -196,7 +196,7 @@ class Server:
 
         if sockets is None:
             self._log_started_message(listeners)
-        logger.info(
+        logger.debug(
             "Serving with the %s event loop, the compiled HTTP/1.1 protocol (llhttp %s)%s.",
             type(loop).__module__.split(".")[0],
             LLHTTP_VERSION,
@@ -208,19 +208,14 @@ class Server:
         config = self.config
         if config.fds:
             for listener in listeners:
-                logger.info("cppcorn running on socket %s (Press CTRL+C to quit)", listener.getsockname())
+                log_running_on("socket %s", listener.getsockname())
         elif config.uds is not None:
-            logger.info("cppcorn running on unix socket %s (Press CTRL+C to quit)", config.uds)
+            log_running_on("unix socket %s", config.uds)
         else:
             host = "0.0.0.0" if config.host is None else config.host
             address_format = "%s://[%s]:%d" if ":" in host else "%s://%s:%d"
             port = config.port or listeners[0].getsockname()[1]
-            logger.info(
-                f"cppcorn running on {address_format} (Press CTRL+C to quit)",
-                "https" if config.ssl else "http",
-                host,
-                port,
-            )
+            log_running_on(address_format, "https" if config.ssl else "http", host, port)
 
     def _refresh_default_headers(self) -> None:
         lines = []

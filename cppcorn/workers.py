@@ -122,7 +122,7 @@ class CppcornWorker(Worker):
         super().init_process()
 
     def use_gunicorn_logging(self) -> None:
-        for name, source in (("cppcorn.error", self.log.error_log), ("cppcorn.access", self.log.access_log)):
+        for name, source in (("uvicorn.error", self.log.error_log), ("uvicorn.access", self.log.access_log)):
             logger = logging.getLogger(name)
             logger.handlers = source.handlers
             logger.setLevel(source.level)
@@ -131,7 +131,7 @@ class CppcornWorker(Worker):
         # Only when there is an access log to write, as gunicorn decides.
         if self.log.access_log.handlers and log_format != self.cfg.settings["access_log_format"].default:
             self.access_format = GunicornAccessFormat(log_format)
-            logging.getLogger("cppcorn.access").addFilter(self.access_format)
+            logging.getLogger("uvicorn.access").addFilter(self.access_format)
 
     def init_signals(self) -> None:
         # The arbiter's handlers were inherited through the fork: drop them.

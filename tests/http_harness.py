@@ -607,8 +607,8 @@ class MemoryServer:
         self.log: list[logging.LogRecord] = []
         self.access_log: list[logging.LogRecord] = []
         settings.setdefault("app_state", {})
-        settings.setdefault("logger", _memory_logger("cppcorn.error", self.log))
-        settings.setdefault("access_logger", _memory_logger("cppcorn.access", self.access_log))
+        settings.setdefault("logger", _memory_logger("uvicorn.error", self.log))
+        settings.setdefault("access_logger", _memory_logger("uvicorn.access", self.access_log))
         self.settings = HttpSettings(app=app, **settings)
         self.state = ServerState()
         self.state.now = 1000.0

@@ -139,14 +139,14 @@ def test_fastapi_http_exceptions(serve):
 
 def test_fastapi_unhandled_exception_is_500(serve, caplog):
     """Starlette answers 500 and re-raises: the server logs it once; the next request is served."""
-    caplog.set_level(logging.INFO, logger="cppcorn.error")
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
     server = serve(make_fastapi_app())
     response = httpx.get(server.url + "/boom", timeout=5)
     assert response.status_code == 500
     assert response.text == "Internal Server Error"
 
     def errors() -> list[logging.LogRecord]:
-        return [r for r in caplog.records if r.name == "cppcorn.error" and r.levelno == logging.ERROR]
+        return [r for r in caplog.records if r.name == "uvicorn.error" and r.levelno == logging.ERROR]
 
     # Starlette re-raises after sending the 500, so the log line may follow the response.
     assert wait_until(lambda: errors() != [])

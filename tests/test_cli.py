@@ -267,14 +267,14 @@ def test_serves_an_app(serve_cli):
         f"INFO:     Started server process [{server.pid}]",
         "INFO:     Waiting for application startup.",
         "INFO:     Application startup complete.",
-        f"INFO:     cppcorn running on http://127.0.0.1:{server.port} (Press CTRL+C to quit)",
+        f"INFO:     Uvicorn running on http://127.0.0.1:{server.port} (Press CTRL+C to quit)",
     ]
 
 
 def test_ipv6_host(cppcorn_process):
     """An IPv6 `--host` is shown in brackets in the startup line."""
     server = cppcorn_process("apps:echo", "--host", "::1", "--port", "0")
-    port = int(server.wait_for(r"cppcorn running on http://\[::1\]:(\d+) \(Press CTRL\+C to quit\)")[1])
+    port = int(server.wait_for(r"Uvicorn running on http://\[::1\]:(\d+) \(Press CTRL\+C to quit\)")[1])
     response = httpx.get(f"http://[::1]:{port}/v6", timeout=5)
     assert response.json()["path"] == "/v6"
 
@@ -489,7 +489,7 @@ def test_uds_serves_and_removes_socket_at_exit(cppcorn_process, short_tmp):
     """`--uds PATH`: served over a Unix socket, whose file is removed at exit."""
     path = short_tmp / "app.sock"
     server = cppcorn_process("apps:echo", "--uds", str(path))
-    server.wait_for(re.escape(f"cppcorn running on unix socket {path} (Press CTRL+C to quit)"))
+    server.wait_for(re.escape(f"Uvicorn running on unix socket {path} (Press CTRL+C to quit)"))
     assert path.is_socket()
     with httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), timeout=5) as client:
         response = client.get("http://cppcorn/over-uds")
@@ -511,7 +511,7 @@ def test_fd_serves_on_inherited_socket(cppcorn_process):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
         server = cppcorn_process("apps:echo", "--fd", str(sock.fileno()), pass_fds=(sock.fileno(),))
-        server.wait_for(re.escape(f"cppcorn running on socket ('127.0.0.1', {port}) (Press CTRL+C to quit)"))
+        server.wait_for(re.escape(f"Uvicorn running on socket ('127.0.0.1', {port}) (Press CTRL+C to quit)"))
         response = httpx.get(f"http://127.0.0.1:{port}/via-fd", timeout=5)
         assert response.status_code == 200
         assert response.json()["path"] == "/via-fd"
@@ -676,7 +676,7 @@ def test_uvicorn_style_log_config(serve_cli, workdir, kind):
     cppcorn's server lines and access lines."""
     log_config = write_log_config(workdir, kind)
     server = serve_cli("apps:echo", "--log-config", str(log_config))
-    assert f"CUSTOM INFO cppcorn running on http://127.0.0.1:{server.port} (Press CTRL+C to quit)" in (
+    assert f"CUSTOM INFO Uvicorn running on http://127.0.0.1:{server.port} (Press CTRL+C to quit)" in (
         server.lines["stderr"]
     )
     assert f"CUSTOM INFO Started server process [{server.pid}]" in server.lines["stderr"]
@@ -717,7 +717,7 @@ def test_tls(serve_cli, workdir, password):
 
     server = serve_cli("apps:echo", *args)
     assert server.scheme == "https"
-    assert f"INFO:     cppcorn running on https://127.0.0.1:{server.port} (Press CTRL+C to quit)" in (
+    assert f"INFO:     Uvicorn running on https://127.0.0.1:{server.port} (Press CTRL+C to quit)" in (
         server.lines["stderr"]
     )
     verify = ssl.create_default_context(cafile=str(ca_file))

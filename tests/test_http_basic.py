@@ -155,7 +155,7 @@ def test_upgrade_request_is_served_as_plain_http(serve, raw_client, caplog):
     """With WebSockets off (`--ws none`) an Upgrade request is an ordinary
     request (as Uvicorn does without a WebSocket library), with a warning;
     the connection goes on speaking HTTP/1.1."""
-    caplog.set_level(logging.WARNING, logger="cppcorn.error")
+    caplog.set_level(logging.WARNING, logger="uvicorn.error")
     server = serve(scope_app, ws="none")
     client = raw_client(server.port)
     client.send(

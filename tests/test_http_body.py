@@ -635,7 +635,7 @@ def test_cancelling_a_send_that_waits_for_the_client(serve):
 def test_send_after_client_went_away_does_not_raise(serve, raw_client, caplog):
     """After http.disconnect, send() is silently ignored; the server keeps serving.
     (The client resets the connection, so that the disconnect is seen at once.)"""
-    caplog.set_level(logging.INFO, logger="cppcorn.error")
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
     waiting = threading.Event()
     outcome: queue.Queue = queue.Queue()
 
@@ -670,7 +670,7 @@ def test_send_after_client_went_away_does_not_raise(serve, raw_client, caplog):
 
 def test_send_while_client_disconnects_mid_stream(serve, raw_client, caplog):
     """A streaming app whose client vanishes mid-response: send() never raises."""
-    caplog.set_level(logging.INFO, logger="cppcorn.error")
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
     outcome: queue.Queue = queue.Queue()
     streaming = threading.Event()
 

@@ -31,23 +31,23 @@ BAD_REQUEST_BODY = b"Invalid HTTP request received."
 
 @pytest.fixture
 def logs(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> pytest.LogCaptureFixture:
-    """Capture cppcorn.error and cppcorn.access at INFO (the access log is
+    """Capture uvicorn.error and uvicorn.access at INFO (the access log is
     only active when a handler is present at startup, as with Uvicorn)."""
-    for name in ("cppcorn", "cppcorn.error", "cppcorn.access"):
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         monkeypatch.setattr(logger, "propagate", True)
         monkeypatch.setattr(logger, "disabled", False)
-    caplog.set_level(logging.INFO, logger="cppcorn.error")
-    caplog.set_level(logging.INFO, logger="cppcorn.access")
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
+    caplog.set_level(logging.INFO, logger="uvicorn.access")
     return caplog
 
 
 def error_logs(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
-    return [r.getMessage() for r in list(caplog.records) if r.name == "cppcorn.error" and r.levelno == level]
+    return [r.getMessage() for r in list(caplog.records) if r.name == "uvicorn.error" and r.levelno == level]
 
 
 def access_logs(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in list(caplog.records) if r.name == "cppcorn.access"]
+    return [r.getMessage() for r in list(caplog.records) if r.name == "uvicorn.access"]
 
 
 def tracebacks(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

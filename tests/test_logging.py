@@ -15,8 +15,8 @@ from cppcorn.logconfig import LOGGING_CONFIG, configure_logging
 from cppcorn.logging import TRACE_LOG_LEVEL, AccessFormatter, ColourizedFormatter, DefaultFormatter
 from tests.uvicorn_log_configs import uvicorn_log_config, uvicorn_log_ini
 
-LOGGER_NAMES = ["", "cppcorn", "cppcorn.error", "cppcorn.access", "cppcorn.asgi"]
-LOGGER_NAMES += [name.replace("cppcorn", "uvicorn") for name in LOGGER_NAMES[1:]]
+LOGGER_NAMES = ["", "uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"]
+LOGGER_NAMES += [name.replace("uvicorn", "cppcorn") for name in LOGGER_NAMES[1:]]
 
 ACCESS_ARGS = ("127.0.0.1:37452", "GET", "/", "1.1", 200)
 ACCESS_MSG = '%s - "%s %s HTTP/%s" %d'
@@ -48,7 +48,7 @@ def stdout_not_a_tty(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_record(msg: str, args: Any = (), level: int = logging.INFO, **extra: Any) -> logging.LogRecord:
-    record = logging.LogRecord("cppcorn.error", level, __file__, 1, msg, args, None)
+    record = logging.LogRecord("uvicorn.error", level, __file__, 1, msg, args, None)
     record.__dict__.update(extra)
     return record
 
@@ -117,7 +117,7 @@ def test_access_formatter_coloured() -> None:
 
 def test_default_config() -> None:
     configure_logging(LOGGING_CONFIG)
-    base, error, access = (logging.getLogger(n) for n in ("cppcorn", "cppcorn.error", "cppcorn.access"))
+    base, error, access = (logging.getLogger(n) for n in ("uvicorn", "uvicorn.error", "uvicorn.access"))
     assert [h.stream for h in base.handlers] == [sys.stderr]  # type: ignore[attr-defined]
     assert [h.stream for h in access.handlers] == [sys.stdout]  # type: ignore[attr-defined]
     assert isinstance(base.handlers[0].formatter, DefaultFormatter)
@@ -125,36 +125,36 @@ def test_default_config() -> None:
     assert (base.propagate, error.propagate, access.propagate) == (False, True, False)
     assert error.handlers == [] and error.level == logging.INFO
 
-    stream = capture("cppcorn")
+    stream = capture("uvicorn")
     error.warning("careful")
     assert stream.getvalue() == "WARNING:  careful\n"
 
 
 def test_use_colors_is_injected_without_mutating_the_config() -> None:
     configure_logging(LOGGING_CONFIG, use_colors=True)
-    assert logging.getLogger("cppcorn.access").handlers[0].formatter.use_colors is True  # type: ignore[union-attr]
+    assert logging.getLogger("uvicorn.access").handlers[0].formatter.use_colors is True  # type: ignore[union-attr]
     assert LOGGING_CONFIG["formatters"]["default"]["use_colors"] is None
     assert "use_colors" not in LOGGING_CONFIG["formatters"]["access"]
 
 
 def test_access_log_disabled() -> None:
     configure_logging(LOGGING_CONFIG, access_log=False)
-    access = logging.getLogger("cppcorn.access")
+    access = logging.getLogger("uvicorn.access")
     assert access.handlers == [] and access.propagate is False
 
 
 @pytest.mark.parametrize("log_level, expected", [("debug", logging.DEBUG), ("TRACE", TRACE_LOG_LEVEL), (30, 30)])
 def test_log_level(log_level: str | int, expected: int) -> None:
     configure_logging(LOGGING_CONFIG, log_level=log_level)
-    for name in ("cppcorn.error", "cppcorn.access", "cppcorn.asgi"):
+    for name in ("uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
         assert logging.getLogger(name).level == expected
     assert logging.getLevelName(TRACE_LOG_LEVEL) == "TRACE"
 
 
 def test_none_leaves_logging_alone() -> None:
-    before = logging.getLogger("cppcorn").handlers[:]
+    before = logging.getLogger("uvicorn").handlers[:]
     configure_logging(None)
-    assert logging.getLogger("cppcorn").handlers == before
+    assert logging.getLogger("uvicorn").handlers == before
 
 
 # A log config written for Uvicorn, as a dict and as an INI file.
@@ -165,17 +165,17 @@ UVICORN_INI = uvicorn_log_ini(*UVICORN_FORMATS, root_level="INFO", **UVICORN_LEV
 
 
 def assert_uvicorn_config_applied() -> None:
-    """The cppcorn loggers behave as UVICORN_CONFIG / UVICORN_INI say the uvicorn ones should."""
-    base, error, access = (logging.getLogger(n) for n in ("cppcorn", "cppcorn.error", "cppcorn.access"))
+    """The server's loggers behave as UVICORN_CONFIG / UVICORN_INI say."""
+    base, error, access = (logging.getLogger(n) for n in ("uvicorn", "uvicorn.error", "uvicorn.access"))
     assert (base.level, error.level, access.level) == (logging.WARNING, logging.ERROR, logging.DEBUG)
     assert (base.propagate, error.propagate, access.propagate) == (False, True, False)
     assert error.handlers == []
     assert isinstance(base.handlers[0].formatter, DefaultFormatter)
 
-    stream = capture("cppcorn.access")
+    stream = capture("uvicorn.access")
     access.info(ACCESS_MSG, *ACCESS_ARGS)
     assert stream.getvalue() == "INFO:    GET / HTTP/1.1 => 200 OK\n"
-    stream = capture("cppcorn")
+    stream = capture("uvicorn")
     error.error("boom")
     assert stream.getvalue() == "ERROR:   [srv] boom\n"
 
@@ -184,7 +184,6 @@ def test_uvicorn_dict_config() -> None:
     configure_logging(UVICORN_CONFIG, use_colors=False)
     assert_uvicorn_config_applied()
     assert UVICORN_CONFIG["formatters"]["default"]["()"] == "uvicorn.logging.DefaultFormatter"
-    assert "cppcorn" not in UVICORN_CONFIG["loggers"]
 
 
 def test_uvicorn_json_file(tmp_path: Path) -> None:
@@ -220,14 +219,36 @@ def test_uvicorn_ini_file_object() -> None:
     assert_uvicorn_config_applied()
 
 
-def test_explicit_cppcorn_logger_wins_over_mirrored_one() -> None:
+def cppcorn_named(config: dict[str, Any]) -> dict[str, Any]:
+    """A dict config with its uvicorn loggers named by their cppcorn aliases."""
+    loggers = {name.replace("uvicorn", "cppcorn"): entry for name, entry in config["loggers"].items()}
+    return {**config, "loggers": loggers}
+
+
+@pytest.mark.parametrize("disable_existing", [False, True])
+def test_cppcorn_names_in_a_dict_config(disable_existing: bool) -> None:
+    """A config naming the cppcorn loggers configures the server's; even with
+    disable_existing_loggers, which would disable the uvicorn names it leaves out."""
+    configure_logging({**cppcorn_named(UVICORN_CONFIG), "disable_existing_loggers": disable_existing})
+    assert_uvicorn_config_applied()
+    assert not any(logging.getLogger(name).disabled for name in ("uvicorn", "uvicorn.error", "uvicorn.access"))
+
+
+def test_cppcorn_entry_wins_over_the_uvicorn_one() -> None:
     config = {**UVICORN_CONFIG, "loggers": {**UVICORN_CONFIG["loggers"], "cppcorn.error": {"level": "CRITICAL"}}}
     configure_logging(config)
-    assert logging.getLogger("cppcorn.error").level == logging.CRITICAL
-    assert logging.getLogger("cppcorn.access").level == logging.DEBUG
+    assert logging.getLogger("uvicorn.error").level == logging.CRITICAL
+    assert logging.getLogger("uvicorn.access").level == logging.DEBUG
 
 
-def test_ini_explicit_cppcorn_logger_wins(tmp_path: Path) -> None:
+def test_cppcorn_names_in_an_ini_config(tmp_path: Path) -> None:
+    path = tmp_path / "log.ini"
+    path.write_text(UVICORN_INI.replace("qualname=uvicorn", "qualname=cppcorn"))
+    configure_logging(path)
+    assert_uvicorn_config_applied()
+
+
+def test_ini_cppcorn_entry_wins(tmp_path: Path) -> None:
     ini = UVICORN_INI.replace("keys=root,", "keys=root,mine,") + textwrap.dedent(
         """
         [logger_mine]
@@ -239,7 +260,7 @@ def test_ini_explicit_cppcorn_logger_wins(tmp_path: Path) -> None:
     path = tmp_path / "log.conf"
     path.write_text(ini)
     configure_logging(path)
-    assert logging.getLogger("cppcorn.error").level == logging.CRITICAL
+    assert logging.getLogger("uvicorn.error").level == logging.CRITICAL
 
 
 def test_ini_interpolation_works_like_fileconfig(tmp_path: Path) -> None:
@@ -249,6 +270,6 @@ def test_ini_interpolation_works_like_fileconfig(tmp_path: Path) -> None:
     path = tmp_path / "log.ini"
     path.write_text(f"[DEFAULT]\nlogdir={tmp_path.as_posix()}\n\n{ini}")
     configure_logging(path)
-    logging.getLogger("cppcorn.access").info(ACCESS_MSG, *ACCESS_ARGS)
-    logging.getLogger("cppcorn.access").handlers[0].flush()
+    logging.getLogger("uvicorn.access").info(ACCESS_MSG, *ACCESS_ARGS)
+    logging.getLogger("uvicorn.access").handlers[0].flush()
     assert (tmp_path / "access.log").read_text() == "INFO:    GET / HTTP/1.1 => 200 OK\n"

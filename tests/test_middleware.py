@@ -342,12 +342,12 @@ def test_wsgi_without_a2wsgi(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def asgi_log(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.LogCaptureFixture]:
-    """Capture `cppcorn.asgi` at TRACE, whatever logging config other tests left behind."""
-    logger = logging.getLogger("cppcorn.asgi")
+    """Capture `uvicorn.asgi` at TRACE, whatever logging config other tests left behind."""
+    logger = logging.getLogger("uvicorn.asgi")
     monkeypatch.setattr(logger, "propagate", False)
     monkeypatch.setattr(logger, "disabled", False)
     logger.addHandler(caplog.handler)
-    caplog.set_level(5, logger="cppcorn.asgi")
+    caplog.set_level(5, logger="uvicorn.asgi")
     yield caplog
     logger.removeHandler(caplog.handler)
 
@@ -370,7 +370,7 @@ def test_message_logger_traces_a_request(asgi_log: pytest.LogCaptureFixture) -> 
         "127.0.0.1:50000 - ASGI [1] Send {'type': 'http.response.body', 'body': '<2 bytes>'}",
         "127.0.0.1:50000 - ASGI [1] Completed",
     ]
-    assert {(record.name, record.levelno) for record in asgi_log.records} == {("cppcorn.asgi", 5)}
+    assert {(record.name, record.levelno) for record in asgi_log.records} == {("uvicorn.asgi", 5)}
 
 
 def test_message_logger_websocket_and_counter(asgi_log: pytest.LogCaptureFixture) -> None:
@@ -405,6 +405,6 @@ def test_message_logger_silent_above_trace(asgi_log: pytest.LogCaptureFixture) -
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 204, "headers": []})
 
-    asgi_log.set_level(logging.DEBUG, logger="cppcorn.asgi")
+    asgi_log.set_level(logging.DEBUG, logger="uvicorn.asgi")
     run(call(MessageLoggerMiddleware(app), http_scope()))
     assert asgi_log.records == []

@@ -353,11 +353,11 @@ def test_reload_options_without_reload_warn(start_cppcorn, workdir):
 
 @pytest.fixture
 def log_records() -> Iterator[list[logging.LogRecord]]:
-    """What `cppcorn.error` logs at INFO and above during the test."""
+    """What `uvicorn.error` logs at INFO and above during the test."""
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("cppcorn.error")
+    logger = logging.getLogger("uvicorn.error")
     level = logger.level
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)

@@ -42,9 +42,9 @@ STARTUP_TIMEOUT = 10.0
 @pytest.fixture
 def server_logs(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> pytest.LogCaptureFixture:
     """Capture cppcorn's server log at INFO (records come from server threads)."""
-    for name in ("cppcorn", "cppcorn.error"):
+    for name in ("uvicorn", "uvicorn.error"):
         monkeypatch.setattr(logging.getLogger(name), "propagate", True)
-    caplog.set_level(logging.INFO, logger="cppcorn.error")
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
     return caplog
 
 
@@ -52,7 +52,7 @@ def messages(caplog: pytest.LogCaptureFixture, level: int | None = None) -> list
     return [
         record.getMessage()
         for record in list(caplog.records)
-        if record.name == "cppcorn.error" and (level is None or record.levelno == level)
+        if record.name == "uvicorn.error" and (level is None or record.levelno == level)
     ]
 
 
@@ -163,7 +163,7 @@ def test_other_names_people_import():
     from cppcorn.server import ServerState
 
     assert STARTUP_FAILURE == 3
-    assert set(LOGGING_CONFIG["loggers"]) == {"cppcorn", "cppcorn.error", "cppcorn.access"}
+    assert set(LOGGING_CONFIG["loggers"]) == {"uvicorn", "uvicorn.error", "uvicorn.access"}
     assert TRACE_LOG_LEVEL == 5
     assert issubclass(DefaultFormatter, ColourizedFormatter) and issubclass(AccessFormatter, ColourizedFormatter)
     assert import_from_string("os.path:join") is os.path.join
@@ -359,7 +359,7 @@ def test_config_bind_socket(server_logs):
         assert port != 0
         assert sock.get_inheritable()
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) != 0
-        assert f"cppcorn running on http://127.0.0.1:{port} (Press CTRL+C to quit)" in messages(server_logs)
+        assert f"Uvicorn running on http://127.0.0.1:{port} (Press CTRL+C to quit)" in messages(server_logs)
         response = serve_on_sockets("asyncio", config, [sock], port)
     finally:
         sock.close()
@@ -376,7 +376,7 @@ def test_config_bind_socket_uds(short_tmp, server_logs):
         assert sock.family == socket.AF_UNIX
         assert path.is_socket()
         assert stat.S_IMODE(path.stat().st_mode) == 0o666
-        assert f"cppcorn running on unix socket {path} (Press CTRL+C to quit)" in messages(server_logs)
+        assert f"Uvicorn running on unix socket {path} (Press CTRL+C to quit)" in messages(server_logs)
     finally:
         sock.close()
 
@@ -530,7 +530,7 @@ def test_limit_max_requests_through_run(server_logs):
     port = None
     while port is None:
         for message in messages(server_logs):
-            if message.startswith("cppcorn running on http://127.0.0.1:"):
+            if message.startswith("Uvicorn running on http://127.0.0.1:"):
                 port = int(message.split(":")[2].split()[0])
         assert not errors, errors
         assert time.monotonic() < deadline, "run() did not start"

@@ -55,7 +55,7 @@ def workdir(workdir: Path) -> Path:
 
 
 def running_on_socket(port: int) -> str:
-    return re.escape(f"cppcorn running on socket ('127.0.0.1', {port}) (Press CTRL+C to quit)")
+    return re.escape(f"Uvicorn running on socket ('127.0.0.1', {port}) (Press CTRL+C to quit)")
 
 
 def refuses_connections(port: int) -> bool:
@@ -141,7 +141,7 @@ def test_uds_shared_by_workers(cppcorn_process, short_tmp):
     both workers, and removed at exit."""
     path = short_tmp / "workers.sock"
     process = cppcorn_process("apps:app", "--uds", str(path), "--workers", "2")
-    process.wait_for(re.escape(f"cppcorn running on unix socket {path} (Press CTRL+C to quit)"))
+    process.wait_for(re.escape(f"Uvicorn running on unix socket {path} (Press CTRL+C to quit)"))
     process.wait_count("Application startup complete.", 2)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o666
 

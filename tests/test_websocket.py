@@ -174,11 +174,11 @@ def parse_extension(value: str | None) -> tuple[str, dict[str, str | None]] | No
 
 
 def error_records(caplog) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "cppcorn.error" and r.levelno >= logging.ERROR]
+    return [r for r in caplog.records if r.name == "uvicorn.error" and r.levelno >= logging.ERROR]
 
 
 def info_messages(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "cppcorn.error"]
+    return [r.getMessage() for r in caplog.records if r.name == "uvicorn.error"]
 
 
 class WsprotoClient:
@@ -875,7 +875,7 @@ def test_send_after_disconnect_raises_oserror(serve, raw_ws):
 def test_client_disconnected_from_send_is_not_an_app_error(serve, caplog):
     """An app that lets the OSError of a late send() propagate is not logged
     as an error: Uvicorn catches its ClientDisconnected silently."""
-    caplog.set_level(logging.INFO, logger="cppcorn.error")
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
     codes: queue.Queue = queue.Queue()
 
     async def app(scope, receive, send):
@@ -908,7 +908,7 @@ def test_app_returns_after_accept(serve):
 
 
 def test_app_raises_after_accept(serve, caplog):
-    caplog.set_level(logging.INFO, logger="cppcorn.error")
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
 
     async def app(scope, receive, send):
         await receive()
@@ -937,7 +937,7 @@ def test_app_raises_after_accept(serve, caplog):
 
 
 def test_close_before_accept_is_403(serve, raw_ws, caplog):
-    caplog.set_level(logging.INFO, logger="cppcorn.error")
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
     seen: queue.Queue = queue.Queue()
 
     async def app(scope, receive, send):
@@ -966,7 +966,7 @@ def test_close_before_accept_is_403(serve, raw_ws, caplog):
 
 def test_http_response_extension(serve, raw_ws, caplog):
     """websocket.http.response.start/body: the app's own HTTP answer."""
-    caplog.set_level(logging.INFO, logger="cppcorn.error")
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
     seen: queue.Queue = queue.Queue()
 
     async def app(scope, receive, send):
@@ -1003,7 +1003,7 @@ def test_http_response_extension(serve, raw_ws, caplog):
 
 
 def test_app_raises_before_accept_is_500(serve, raw_ws, caplog):
-    caplog.set_level(logging.INFO, logger="cppcorn.error")
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
 
     async def app(scope, receive, send):
         await receive()
@@ -1022,7 +1022,7 @@ def test_app_raises_before_accept_is_500(serve, raw_ws, caplog):
 
 
 def test_app_returns_without_accepting_is_500(serve, raw_ws, caplog):
-    caplog.set_level(logging.INFO, logger="cppcorn.error")
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
 
     async def app(scope, receive, send):
         await receive()
@@ -1533,7 +1533,7 @@ def test_wsgi_interface_has_no_websockets(serve, raw_ws):
 
 
 def test_handshake_log_lines(serve, raw_ws, caplog):
-    caplog.set_level(logging.INFO, logger="cppcorn.error")
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
 
     async def app(scope, receive, send):
         await receive()
@@ -1563,5 +1563,5 @@ def test_handshake_log_lines(serve, raw_ws, caplog):
     with pytest.raises(InvalidStatus):
         connect(server, "/custom")
     assert wait_until(lambda: any(m.endswith('"WebSocket /custom" 401') for m in info_messages(caplog)))
-    records = [r for r in caplog.records if r.name == "cppcorn.error" and "WebSocket /" in r.getMessage()]
+    records = [r for r in caplog.records if r.name == "uvicorn.error" and "WebSocket /" in r.getMessage()]
     assert all(r.levelno == logging.INFO for r in records)

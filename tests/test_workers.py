@@ -169,7 +169,7 @@ def test_two_workers_serve_and_stop(serve_workers):
     both serve; SIGTERM stops both gracefully, then the parent."""
     process = serve_workers()
     lines = process.lines["stderr"]
-    assert lines[0].startswith("INFO:     cppcorn running on http://127.0.0.1:")
+    assert lines[0].startswith("INFO:     Uvicorn running on http://127.0.0.1:")
     assert lines[1] == f"INFO:     Started parent process [{process.pid}]"
     workers = process.server_pids()
     assert len(set(workers)) == 2 and process.pid not in workers

@@ -1,7 +1,7 @@
 """Log configs as a Uvicorn user writes them: Uvicorn's logger names
 (`uvicorn`, `uvicorn.error`, `uvicorn.access`) and `uvicorn.logging`
 formatters, as a `dictConfig` dict (or JSON, or YAML) and as a `fileConfig`
-INI file. cppcorn applies them to its own loggers.
+INI file. cppcorn logs on these loggers too.
 
 Both put server lines on stderr with the format `fmt` and access lines on
 stdout with `access_fmt`, at the given levels.

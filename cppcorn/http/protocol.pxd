@@ -29,7 +29,7 @@ cdef class HttpSettings:
     cdef readonly double timeout_request_headers
     cdef readonly size_t max_head_size
     cdef readonly object trusted_hosts         # TrustedHosts, or None
-    cdef readonly RequestLog log               # and its logger, cppcorn.error
+    cdef readonly RequestLog log               # and its logger, uvicorn.error
     cdef readonly bint reset_contextvars
 
 

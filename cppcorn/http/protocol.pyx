@@ -89,9 +89,9 @@ cdef class HttpSettings:
         self.max_head_size = max_head_size
         self.trusted_hosts = trusted_hosts
         if logger is None:
-            logger = logging.getLogger("cppcorn.error")
+            logger = logging.getLogger("uvicorn.error")
         if access_logger is None:
-            access_logger = logging.getLogger("cppcorn.access")
+            access_logger = logging.getLogger("uvicorn.access")
         # As Uvicorn: no handlers at startup means no access log at all, and
         # nothing is formatted per request.
         self.log = RequestLog(logger, access_logger if access_log and access_logger.hasHandlers() else None)

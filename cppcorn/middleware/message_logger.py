@@ -36,14 +36,14 @@ def message_with_placeholders(message: Mapping[str, Any]) -> dict[str, Any]:
 class MessageLoggerMiddleware:
     """Trace the scope, each received and sent message, and the outcome.
 
-    Lines go to the `cppcorn.asgi` logger as `"<client> - ASGI [n] ..."`, where
+    Lines go to the `uvicorn.asgi` logger as `"<client> - ASGI [n] ..."`, where
     `n` numbers the calls to this app so interleaved requests can be told apart.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.task_counter = 0
-        self.logger = logging.getLogger("cppcorn.asgi")
+        self.logger = logging.getLogger("uvicorn.asgi")
 
     def trace(self, message: str, *args: Any) -> None:
         self.logger.log(TRACE_LOG_LEVEL, message, *args)

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-logger = logging.getLogger("cppcorn.error")
+logger = logging.getLogger("uvicorn.error")
 
 
 # ---------------------------------------------------------------- settings

@@ -54,7 +54,7 @@ from cppcorn.server import Server
 
 __all__ = ["Multiprocess"]
 
-logger = logging.getLogger("cppcorn.error")
+logger = logging.getLogger("uvicorn.error")
 
 CHECK_INTERVAL = 0.5  # seconds between two health checks of a worker
 READY_POLL_INTERVAL = 0.1  # while waiting for a new worker to serve

@@ -14,7 +14,7 @@ from cppcorn.supervisors.basereload import BaseReload
 if TYPE_CHECKING:
     from cppcorn.config import Config
 
-logger = logging.getLogger("cppcorn.error")
+logger = logging.getLogger("uvicorn.error")
 
 
 class StatReload(BaseReload):
