@@ -57,6 +57,15 @@ SHUTDOWN_TIMEOUT = 10.0
 WAIT = 5.0  # upper bound for any cross-thread wait
 
 
+def pytest_assertrepr_compare(op: str, left: Any, right: Any) -> list[str] | None:
+    """A failed comparison of two observations (tests/compat.py) as a diff."""
+    from tests.compat import Observation, explain_difference
+
+    if op == "==" and isinstance(left, Observation) and isinstance(right, Observation):
+        return explain_difference(left, right)
+    return None
+
+
 @pytest.fixture(params=LOOPS)
 def loop(request: pytest.FixtureRequest) -> str:
     """The event loop the server under test runs on."""
