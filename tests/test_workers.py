@@ -164,9 +164,11 @@ def serve_workers(cppcorn_process: Callable[..., ServerProcess]) -> Callable[...
 # --- Serving and stopping -------------------------------------------------------
 
 
-def test_two_workers_serve_and_stop(serve_workers):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_two_workers_serve_and_stop(serve_workers, sig):
     """`--workers 2`: the parent binds, logs its lines, two workers start and
-    both serve; SIGTERM stops both gracefully, then the parent."""
+    both serve; SIGTERM or SIGINT stops both gracefully, then the parent,
+    which exits 0 (as Uvicorn's)."""
     process = serve_workers()
     lines = process.lines["stderr"]
     assert lines[0].startswith("INFO:     cppcorn running on http://127.0.0.1:")
@@ -180,9 +182,9 @@ def test_two_workers_serve_and_stop(serve_workers):
         hammer.wait_until(lambda pids: set(pids) == set(workers), "both workers to answer")
     assert hammer.failures == []
 
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(sig)
     assert process.wait_exit() == 0
-    assert "INFO:     Received SIGTERM, exiting." in lines
+    assert f"INFO:     Received {sig.name}, exiting." in lines
     for pid in workers:
         assert f"INFO:     Terminated child process [{pid}]" in lines
         assert f"INFO:     Waiting for child process [{pid}]" in lines
