@@ -83,6 +83,12 @@ class LifespanOn:
             self.error_occurred = True
             if self.startup_failed or self.shutdown_failed:
                 return
+            if isinstance(exc, asyncio.CancelledError) and self.startup_done.is_set():
+                # The event loop closing after a forced exit (a second
+                # Ctrl+C), which skips the shutdown event: nothing the
+                # application did, and nothing to log after the server's
+                # last line.
+                return
             if self.config.lifespan == "auto":
                 # Many applications do not implement lifespan and raise on the
                 # unknown scope type: that is not an error in auto mode.

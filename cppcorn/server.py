@@ -40,6 +40,11 @@ if sys.platform == "win32":
 
 TICK_SECONDS = 0.1
 TICKS_PER_SECOND = 10
+# How often shutdown looks whether the connections it closed are gone.
+CLOSED_CONNECTIONS_POLL_SECONDS = 0.01
+# How long the tasks cancelled at shutdown get to end (and log) before the
+# server reports it has finished.
+CANCELLED_TASKS_GRACE_SECONDS = 1.0
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -266,6 +271,7 @@ class Server:
         await asyncio.sleep(TICK_SECONDS)
         for connection in list(self.server_state.connections):
             connection.shutdown()
+        await self._let_closed_connections_go()
 
         try:
             await asyncio.wait_for(self._wait_tasks_to_complete(), timeout=self.config.timeout_graceful_shutdown)
@@ -280,6 +286,31 @@ class Server:
 
         if not self.force_exit:
             await self.lifespan.shutdown()
+        await self._end_remaining_tasks()
+
+    async def _let_closed_connections_go(self) -> None:
+        """shutdown() closed the idle connections and the WebSockets; each
+        leaves the server's set when its transport reports the loss, a loop
+        iteration or a few later. Let them (for up to a tick, as Uvicorn,
+        whose tick comes after shutdown()), so that only connections with
+        work in progress are waited for and announced as such."""
+        deadline = time.monotonic() + TICK_SECONDS
+        while self.server_state.connections and time.monotonic() < deadline:
+            await asyncio.sleep(CLOSED_CONNECTIONS_POLL_SECONDS)
+
+    async def _end_remaining_tasks(self) -> None:
+        """Let the tasks cancelled on timeout end, and end those a forced
+        exit left running, before the server reports it has finished: what
+        they log (the application's error, the access line of its 500) must
+        come before "Finished server process", not after it, when the event
+        loop closes. Bounded, for an application that ignores cancellation."""
+        tasks = list(self.server_state.tasks)
+        if not tasks:
+            return
+        if self.force_exit:
+            for task in tasks:
+                task.cancel()
+        await asyncio.wait(tasks, timeout=CANCELLED_TASKS_GRACE_SECONDS)
 
     async def _wait_tasks_to_complete(self) -> None:
         state = self.server_state

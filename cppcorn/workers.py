@@ -9,6 +9,8 @@ was given, with gunicorn's settings:
 - `--keep-alive` -> `timeout_keep_alive`; `--graceful-timeout` ->
   `timeout_graceful_shutdown`; `--max-requests` (plus gunicorn's jitter) ->
   `limit_max_requests`; `--backlog`; `--forwarded-allow-ips`.
+- `--reload`: a change stops the worker gracefully and gunicorn starts a new
+  one, which imports the new code.
 - `--timeout`: the worker tells the arbiter it is alive at least every half
   timeout, as gunicorn's own workers do, and stops if its arbiter is gone.
 - TLS (`--certfile`, `--keyfile`, `--ca-certs`, `--cert-reqs`, `--ciphers`):
@@ -157,12 +159,20 @@ class CppcornWorker(Worker):
         # it clear of a handler that is writing.
         loop.add_signal_handler(signal.SIGUSR1, self.log.reopen_files)
         loop.add_signal_handler(signal.SIGQUIT, self.stop_serving)
+        # Gunicorn's reloader (--reload) tells the worker to go through this
+        # pipe; the arbiter then starts a worker on the new code. (Uvicorn's
+        # worker does not listen, and goes on serving the old code.)
+        loop.add_reader(self.PIPE[0], self.on_reload_request)
         # The sockets themselves rather than gunicorn's wrappers, which uvloop
         # cannot take over cleanly (it closes the descriptor behind the
         # wrapper, which then fails to close it again).
         await self.server.serve(sockets=[listener.sock for listener in self.sockets])
         if not self.server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+    def on_reload_request(self) -> None:
+        os.read(self.PIPE[0], 4096)
+        self.stop_serving()
 
     def stop_serving(self) -> None:
         """Gunicorn's quick shutdown (SIGQUIT), and a lost arbiter: a graceful

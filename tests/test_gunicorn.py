@@ -48,7 +48,8 @@ import time
 
 from fastapi import FastAPI
 
-from asgi_helpers import lifespan
+from apps import app
+from asgi_helpers import lifespan, respond_json
 
 fastapi_app = FastAPI()
 
@@ -71,6 +72,20 @@ async def logged(scope, receive, send):
         headers.append((b"content-length", b"5"))
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": b"hello"})
+
+
+async def client(scope, receive, send):
+    """The client and scheme the application sees."""
+    if scope["type"] == "lifespan":
+        return await lifespan(receive, send)
+    await respond_json(send, {"client": scope["client"][0], "scheme": scope["scheme"]})
+
+
+async def without_lifespan(scope, receive, send):
+    """`apps:app`, as an application that does not speak lifespan would be."""
+    if scope["type"] == "lifespan":
+        raise RuntimeError("lifespan is not supported")
+    await app(scope, receive, send)
 
 
 async def lifespan_fails(scope, receive, send):
@@ -196,16 +211,22 @@ def test_graceful_timeout_lets_in_flight_request_finish_on_sigterm(gunicorn, bac
 
 def test_graceful_timeout_bounds_a_recycling_worker(gunicorn, background):
     """A worker leaving after --max-requests waits for a request in flight
-    no longer than --graceful-timeout, then cancels it."""
-    process = gunicorn("apps:app", "--max-requests", "1", "--graceful-timeout", "1")
+    no longer than --graceful-timeout, then cancels it. (Without lifespan,
+    nothing runs between the cancellation and the worker's last line.)"""
+    process = gunicorn("gunicorn_apps:without_lifespan", "--max-requests", "1", "--graceful-timeout", "1")
     slow = background(get, process, "/?sleep=30")
-    process.wait_for(r"SLEEPING \d+")
+    pid = int(process.wait_for(r"SLEEPING (\d+)")[1])
     assert get(process).status_code == 200  # the worker's last request
     with pytest.raises(httpx.TransportError):
         slow.result(timeout=8)
-    process.wait_for("Cancel 1 running task\\(s\\), timeout graceful shutdown exceeded")
     process.wait_count(STARTED, 2)  # its replacement
     assert get(process).status_code == 200
+    # The cancelled application's error is logged before the worker's last
+    # line, not while its event loop closes.
+    worker_lines = [line for line in process.lines["stderr"] if f"[{pid}] [" in line]
+    ends = ["Cancel 1 running task(s)", "Exception in ASGI application", "Finished server process", "Worker exiting"]
+    assert [end for line in worker_lines for end in ends if end in line] == ends
+    assert "Worker exiting" in worker_lines[-1]
 
 
 def test_access_logformat_atoms(gunicorn):
@@ -271,6 +292,63 @@ def test_worker_that_cannot_start_stops_gunicorn(gunicorn, app, status, reason):
     process = gunicorn(app, ready=False)
     assert process.wait_exit(EXIT_TIMEOUT) == status
     assert reason in process.stderr
+
+
+def test_reload_starts_a_worker_on_the_new_code(gunicorn, workdir):
+    """`--reload`: editing the application stops the worker gracefully, and
+    gunicorn's new worker serves the new code."""
+    (workdir / "reloadable.py").write_text(RELOADABLE.format(version=1))
+    process = gunicorn("reloadable:app", "--reload")
+    first = get(process).json()
+    assert first["version"] == 1
+    (workdir / "reloadable.py").write_text(RELOADABLE.format(version=2))
+    process.wait_for("Worker reloading: .*reloadable.py modified")
+    process.wait_for(re.escape(f"Finished server process [{first['pid']}]"))
+    process.wait_count(STARTED, 2)
+    assert get(process).json()["version"] == 2
+
+
+RELOADABLE = """
+import os
+
+from apps import app
+from asgi_helpers import lifespan, respond_json
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        return await lifespan(receive, send)
+    await respond_json(send, {{"pid": os.getpid(), "version": {version}}})
+"""
+
+
+def test_hung_worker_is_killed_after_timeout_and_replaced(gunicorn, background):
+    """`--timeout 2`: a worker whose event loop is blocked stops telling the
+    arbiter it is alive; gunicorn kills it and starts another."""
+    process = gunicorn("apps:app", "--timeout", "2")
+    blocked = background(get, process, "/?block=30")
+    pid = int(process.wait_for(r"BLOCKING (\d+)")[1])
+    process.wait_for(re.escape(f"WORKER TIMEOUT (pid:{pid})"))
+    with pytest.raises(httpx.TransportError):
+        blocked.result(timeout=10)
+    process.wait_count(STARTED, 2)
+    assert get(process).json()["pid"] != pid
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ((), {"client": "203.0.113.7", "scheme": "https"}),
+        (("--forwarded-allow-ips", "192.0.2.1"), {"client": "127.0.0.1", "scheme": "http"}),
+    ],
+    ids=["default-trusts-loopback", "other-proxy-only"],
+)
+def test_forwarded_allow_ips(gunicorn, options, expected):
+    """Gunicorn's `--forwarded-allow-ips` (default 127.0.0.1,::1) decides
+    whose X-Forwarded-For and X-Forwarded-Proto headers are believed."""
+    process = gunicorn("gunicorn_apps:client", *options)
+    headers = {"x-forwarded-for": "203.0.113.7", "x-forwarded-proto": "https"}
+    assert get(process, headers=headers).json() == expected
 
 
 def test_heartbeat_keeps_idle_worker_alive(gunicorn):

@@ -231,9 +231,17 @@ class Multiprocess:
         self.workers.append(self.spawn(len(self.workers)))
 
     def retire(self, worker: Worker) -> None:
-        """Let a worker finish its in-flight requests, without waiting for it."""
+        """Stop a worker gracefully (it finishes its in-flight requests) and
+        wait for it, as Uvicorn does, so that its shutdown lines come before
+        the next step of a restart. The other workers are still checked
+        meanwhile, and a stop signal ends the wait: the worker is then
+        waited for with the others."""
         worker.terminate()
+        logger.info("Waiting for child process [%d]", worker.pid)
         self.retiring.append(worker)
+        while worker in self.retiring and not self.stop_requested():
+            self.wait_for_events(CHECK_INTERVAL, [worker.process.sentinel])
+            self.check_workers()
 
     def check_workers(self) -> None:
         for worker in [w for w in self.retiring if not w.is_alive()]:
@@ -269,7 +277,7 @@ class Multiprocess:
         # importing the application exits with 1). Every replacement would
         # fail the same way.
         if exitcode == STARTUP_FAILURE or (exitcode is not None and exitcode > 0 and worker.status == STARTING):
-            logger.error("Child process [%d] failed to start; stopping the parent process.", worker.pid)
+            logger.error("Child process [%d] failed to start, stopping the parent process.", worker.pid)
             self.exit_status = STARTUP_FAILURE
             self.should_exit = True
             return
@@ -288,10 +296,8 @@ class Multiprocess:
                 new.join()
                 if not self.stop_requested():
                     logger.error(
-                        "New child process [%d] was not serving within %s s; keeping child process [%d] "
-                        "and aborting the restart.",
+                        "New child process [%d] was not ready in time; keeping worker [%d] and aborting the restart.",
                         new.pid,
-                        self.config.timeout_worker_healthcheck,
                         old.pid,
                     )
                 return
