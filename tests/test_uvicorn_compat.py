@@ -216,11 +216,6 @@ async def item(item_id: int):
     return {"item_id": item_id}
 '''
 
-# Log lines of cppcorn that the parallel work on issue 15 changes to
-# Uvicorn's: most scenarios meet them.
-STARTUP = "startup lines: 'cppcorn running on' (Uvicorn: 'Uvicorn running on'), an extra INFO 'Serving with the...'"
-
-
 def differs(*differences: str) -> pytest.MarkDecorator:
     """A scenario whose observations differ today, for these reasons."""
     return pytest.mark.xfail(strict=True, reason="; ".join(differences))
@@ -253,13 +248,11 @@ def get(*paths: str, headers: tuple[str, ...] = ()) -> Callable[[ServerRun], Non
 # -- process lifetime --------------------------------------------------------
 
 
-@differs(STARTUP)
 def test_startup_and_sigint(both):
     uvicorn, cppcorn = both("compat_apps:hello")
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 def test_sigterm(both):
     uvicorn, cppcorn = both("compat_apps:hello", stop=signal.SIGTERM)
     assert uvicorn == cppcorn
@@ -275,13 +268,11 @@ def test_lifespan_exception_with_lifespan_on(both):
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 def test_lifespan_unsupported_with_lifespan_auto(both):
     uvicorn, cppcorn = both("compat_apps:lifespan_raises", drive=get("/"))
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 def test_lifespan_scope_and_state(both):
     uvicorn, cppcorn = both("compat_apps:lifespan_scope", drive=get("/"))
     assert uvicorn == cppcorn
@@ -318,13 +309,11 @@ def test_log_level_warning_is_quiet(both):
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 def test_limit_max_requests(both):
     uvicorn, cppcorn = both("compat_apps:hello", "--limit-max-requests", "2", drive=get("/", "/"), stop=None)
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 def test_shutdown_waits_for_a_request_in_flight(both):
     def drive(run: ServerRun) -> None:
         client = run.connect()
@@ -343,44 +332,37 @@ def test_shutdown_waits_for_a_request_in_flight(both):
 # -- HTTP responses ----------------------------------------------------------
 
 
-@differs(STARTUP)
 def test_response_200(both):
     uvicorn, cppcorn = both("compat_apps:hello", drive=get("/", "/path?query=1"))
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 def test_fastapi_404_and_200(both):
     uvicorn, cppcorn = both("compat_fastapi:app", drive=get("/missing", "/items/7"))
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 def test_exception_before_response_start(both):
     uvicorn, cppcorn = both("compat_apps:raises", drive=get("/"))
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 def test_app_returns_without_response(both):
     uvicorn, cppcorn = both("compat_apps:no_response", drive=get("/"))
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 def test_invalid_request(both):
     invalid = b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"
     uvicorn, cppcorn = both("compat_apps:hello", drive=lambda run: run.exchange(invalid))
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 def test_unsupported_upgrade(both):
     uvicorn, cppcorn = both("compat_apps:hello", drive=get("/", headers=("Connection: Upgrade", "Upgrade: h2c")))
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 def test_limit_concurrency_503(both):
     def drive(run: ServerRun) -> None:
         # Two idle connections and the requesting one: over the limit for
@@ -394,7 +376,6 @@ def test_limit_concurrency_503(both):
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 def test_root_path(both):
     uvicorn, cppcorn = both(
         "compat_apps:scope", "--root-path", "/api", drive=get("/api/items?keys=path,raw_path,root_path")
@@ -402,7 +383,6 @@ def test_root_path(both):
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 def test_default_headers(both):
     uvicorn, cppcorn = both(
         "compat_apps:hello", "--header", "X-Plain:yes", "--header", "X-Spaced: yes", drive=get("/")
@@ -414,13 +394,11 @@ def test_default_headers(both):
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 def test_no_server_and_no_date_header(both):
     uvicorn, cppcorn = both("compat_apps:hello", "--no-server-header", "--no-date-header", drive=get("/"))
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 def test_head_204_304_framing(both):
     def drive(run: ServerRun) -> None:
         run.get("/", method="HEAD")
@@ -431,7 +409,6 @@ def test_head_204_304_framing(both):
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 def test_chunked_response(both):
     def drive(run: ServerRun) -> None:
         client = run.connect()
@@ -445,7 +422,6 @@ def test_chunked_response(both):
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 def test_expect_100_continue(both):
     def drive(run: ServerRun) -> None:
         client = run.connect()
@@ -458,7 +434,6 @@ def test_expect_100_continue(both):
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 def test_http10_request(both):
     def drive(run: ServerRun) -> None:
         client = run.exchange(request_bytes("GET", "/", version="HTTP/1.0"))
@@ -468,7 +443,6 @@ def test_http10_request(both):
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 def test_http10_keep_alive_request(both):
     def drive(run: ServerRun) -> None:
         client = run.exchange(request_bytes("GET", "/", "Connection: keep-alive", version="HTTP/1.0"))
@@ -486,7 +460,6 @@ def test_http10_keep_alive_request(both):
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 def test_huge_request_head(both):
     huge = "X-Huge: " + "a" * 70_000
     uvicorn, cppcorn = both("compat_apps:hello", drive=get("/", headers=(huge,)))
@@ -505,7 +478,6 @@ def test_huge_request_head(both):
 # -- what the application receives -------------------------------------------
 
 
-@differs(STARTUP)
 def test_http_scope(both):
     headers = ("User-Agent: compat", "X-Twice: 1", "X-Twice: 2", "Content-Length: 2")
     uvicorn, cppcorn = both(
@@ -515,14 +487,12 @@ def test_http_scope(both):
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 def test_proxy_headers_scope(both):
     headers = ("X-Forwarded-For: 203.0.113.7, 127.0.0.1", "X-Forwarded-Proto: https")
     uvicorn, cppcorn = both("compat_apps:scope", drive=get("/?keys=client,scheme,server", headers=headers))
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 def test_body_in_two_chunks(both):
     def drive(run: ServerRun) -> None:
         client = run.connect()
@@ -537,7 +507,6 @@ def test_body_in_two_chunks(both):
 
 
 @differs(
-    STARTUP,
     "cppcorn logs 'ERROR: ASGI callable returned without starting response.' and a 500 access line for a client that "
     "left before the response; Uvicorn logs neither",
 )
@@ -567,7 +536,7 @@ def websocket_handshake(run: ServerRun, path: str) -> RawWebSocket:
     return client
 
 
-@differs(STARTUP, "cppcorn logs 'INFO: connection closed' after the WebSocket closes; Uvicorn does not")
+@differs("cppcorn logs 'INFO: connection closed' after the WebSocket closes; Uvicorn does not")
 def test_websocket_echo_and_close(both):
     def drive(run: ServerRun) -> None:
         client = websocket_handshake(run, "/echo")
@@ -586,7 +555,6 @@ def test_websocket_echo_and_close(both):
 
 
 @differs(
-    STARTUP,
     "cppcorn logs 'connection closed'",
     "cppcorn echoes the client's close frame without its reason (b'\\x03\\xe9'; Uvicorn: b'\\x03\\xe9going away')",
 )
@@ -602,7 +570,6 @@ def test_websocket_client_closes(both):
 
 
 @differs(
-    STARTUP,
     "cppcorn logs 'connection closed'",
     "websocket.disconnect is {'code': 1006, 'reason': ''} (Uvicorn: {'code': 1005})",
 )
@@ -618,7 +585,7 @@ def test_websocket_closed_abruptly(both):
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP, "cppcorn logs 'INFO: connection closed' after the WebSocket closes; Uvicorn does not")
+@differs("cppcorn logs 'INFO: connection closed' after the WebSocket closes; Uvicorn does not")
 def test_websocket_with_the_websockets_client(both):
     def drive(run: ServerRun) -> None:
         with websockets.sync.client.connect(f"ws://127.0.0.1:{run.port}/echo", open_timeout=5) as client:
@@ -640,14 +607,13 @@ def test_websocket_with_the_websockets_client(both):
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP, "cppcorn logs 'connection closed'", "cppcorn's 403 has a server header (Uvicorn's has none)")
+@differs("cppcorn logs 'connection closed'", "cppcorn's 403 has a server header (Uvicorn's has none)")
 def test_websocket_denied_by_close(both):
     uvicorn, cppcorn = both("compat_apps:websocket", drive=lambda run: websocket_handshake(run, "/deny"))
     assert uvicorn == cppcorn
 
 
 @differs(
-    STARTUP,
     "cppcorn logs 'connection closed'",
     "cppcorn's 404 has a server header",
     "Uvicorn logs 'INFO: connection rejected (404 Not Found)' and 'ERROR: ASGI callable returned without "
@@ -659,7 +625,6 @@ def test_websocket_denied_by_http_response(both):
 
 
 @differs(
-    STARTUP,
     "cppcorn: WARNING 'Invalid WebSocket upgrade request.', 400 body 'Invalid HTTP request received.' and a server "
     "header; Uvicorn: INFO 'connection rejected (400 Bad Request)', body 'Failed to open a WebSocket connection: "
     "missing Sec-WebSocket-Key header.\\n', no server header",
@@ -678,7 +643,6 @@ def test_websocket_upgrade_without_key(both):
 
 
 @differs(
-    STARTUP,
     "no TRACE 'HTTP connection made'/'HTTP connection lost' lines",
     "the keys of the 'Started scope=' dump in another order",
 )
@@ -694,7 +658,6 @@ def test_trace_http_request(both):
 
 
 @differs(
-    STARTUP,
     "no TRACE 'HTTP connection made', 'Upgrading to WebSocket', 'WebSocket connection made'/'lost' lines",
     "none of the WebSocket library's DEBUG lines (handshake heads, frames, states)",
     "the keys of the 'Started scope=' dump in another order",
@@ -714,7 +677,6 @@ def test_trace_websocket(both):
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 @pytest.mark.parametrize("option", ["--access-log", "--no-access-log"])
 def test_access_log_option(both, option):
     uvicorn, cppcorn = both("compat_apps:hello", option, drive=get("/"))
@@ -736,7 +698,6 @@ UVICORN_LOG_CONFIG = {
 }
 
 
-@differs(STARTUP, "records on cppcorn.error/cppcorn.access instead of uvicorn.error/uvicorn.access")
 def test_log_config_naming_uvicorn_loggers(both):
     uvicorn, cppcorn = both(
         "compat_apps:hello",
@@ -751,13 +712,12 @@ def test_log_config_naming_uvicorn_loggers(both):
 # -- configuration from the environment ---------------------------------------
 
 
-@differs(STARTUP, "UVICORN_PORT is ignored: cppcorn listens on 8000")
+@differs("UVICORN_PORT is ignored: cppcorn listens on 8000")
 def test_uvicorn_port_in_the_environment(both):
     uvicorn, cppcorn = both("compat_apps:hello", listen=False, env={"UVICORN_PORT": "{port}"}, drive=get("/"))
     assert uvicorn == cppcorn
 
 
-@differs(STARTUP)
 def test_env_file(both):
     # Uvicorn reads its options before it loads the file: the UVICORN_*
     # variables there reach the application's environment and set no option.
