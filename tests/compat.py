@@ -12,8 +12,10 @@ a failure shows a diff of the two as text (`explain_difference`, through the
 `-` for Uvicorn, `+` for cppcorn.
 
 Only what must differ is normalised: process ids, ports (the server's becomes
-PORT, a client's CLIENT_PORT), object addresses, the values (not the presence)
-of the `server` and `date` headers, the case of header names (insignificant),
+PORT, a client's CLIENT_PORT), object addresses, the `server` and `date`
+headers (left out: which server answers, and when, is not what is compared;
+Uvicorn's WebSocket library adds neither to some of its responses), the case
+of header names (insignificant),
 and the frames of a traceback (its first and last lines are kept).
 
 The applications record what they receive with `record(value)` (see
@@ -71,7 +73,7 @@ PROCESS_ID = re.compile(r"process \[\d+\]")
 OBJECT_ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 # The response heads that the WebSocket library logs at DEBUG ("> date: ...").
 LOGGED_HEADER = re.compile(r"^(DEBUG:\s+> (date|server): ).*$")
-MASKED_HEADERS = ("server", "date")
+OMITTED_HEADERS = ("server", "date")
 
 
 @dataclass
@@ -153,7 +155,7 @@ def client_address(value: Any) -> Any:
 
 def render_head(raw_head: bytes) -> list[str]:
     """A response head as lines: the status line, then the header fields
-    sorted, with the values of `server` and `date` masked. Field names are
+    sorted, without `server` and `date`. Field names are
     lower-cased: they are case-insensitive, and Uvicorn's WebSocket library
     capitalises those of its handshake responses."""
     status, *fields = raw_head.decode("latin-1").rstrip("\r\n").split("\r\n")
@@ -161,7 +163,8 @@ def render_head(raw_head: bytes) -> list[str]:
     for field in fields:
         name, _, value = field.partition(":")
         name = name.lower()
-        rendered.append(f"{name}: <{name}>" if name in MASKED_HEADERS else f"{name}:{value}")
+        if name not in OMITTED_HEADERS:
+            rendered.append(f"{name}:{value}")
     return [status, *sorted(rendered)]
 
 
