@@ -19,8 +19,10 @@ import click
 import httpx
 import pytest
 
+# Through the package: importing the `cppcorn.main` submodule first would
+# leave the attribute `cppcorn.main` naming the module, not the command.
+from cppcorn import main
 from cppcorn.config import Config
-from cppcorn.main import main
 from tests.conftest import simple_app
 from tests.subprocesses import PROCESS_APPS, RUNNING_ON, free_port
 
