@@ -14,11 +14,12 @@ import logging
 import os
 import socket
 import ssl
+import stat
 import sys
 from collections.abc import Awaitable, Callable
 from configparser import RawConfigParser
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, NoReturn
 
 import click
 
@@ -40,20 +41,23 @@ __all__ = [
     "create_ssl_context",
 ]
 
-HTTPProtocolType = Literal["auto", "h11", "httptools"]
+HTTPProtocolType = Literal["auto", "h11", "httptools", "zttp"]
 WSProtocolType = Literal["auto", "none", "websockets", "websockets-sansio", "wsproto"]
 LifespanType = Literal["auto", "on", "off"]
-LoopFactoryType = Literal["none", "auto", "asyncio", "uvloop", "cppcorn"]
+LoopFactoryType = Literal["none", "auto", "asyncio", "uvloop", "zuvloop", "cppcorn"]
 InterfaceType = Literal["auto", "asgi3", "asgi2", "wsgi"]
 
-HTTP_PROTOCOLS = ("auto", "h11", "httptools")
+# Uvicorn's implementation names. cppcorn has one HTTP/1.1 protocol and one
+# WebSocket protocol, both compiled: every name but "auto" (and "none", which
+# turns WebSockets off) is accepted and served by them, as is a custom
+# "module:Class" or a protocol class, which cppcorn cannot run.
+HTTP_PROTOCOLS = ("auto", "h11", "httptools", "zttp")
 WS_PROTOCOLS = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
 LIFESPAN: dict[str, type[LifespanOn] | type[LifespanOff]] = {
     "auto": LifespanOn,
     "on": LifespanOn,
     "off": LifespanOff,
 }
-LOOP_NAMES = ("none", "auto", "asyncio", "uvloop", "cppcorn")
 INTERFACES = ("auto", "asgi3", "asgi2", "wsgi")
 
 SSL_PROTOCOL_VERSION: int = ssl.PROTOCOL_TLS_SERVER
@@ -125,8 +129,15 @@ LOOP_FACTORIES: dict[str, Callable[[], Callable[[], asyncio.AbstractEventLoop]]]
     "auto": _auto_loop_factory,
     "asyncio": _asyncio_loop_factory,
     "uvloop": _uvloop_loop_factory,
+    # Uvicorn's compiled loop (0.53); cppcorn's own compiled loop takes its place.
+    "zuvloop": _cppcorn_loop_factory,
     "cppcorn": _cppcorn_loop_factory,
 }
+
+
+class MissingDependencyError(ImportError):
+    """An option needs an optional package that is not installed; the message
+    says what to install. An ImportError, as Uvicorn raises."""
 
 
 SD_LISTEN_FDS_START = 3
@@ -143,6 +154,57 @@ def systemd_listen_fds() -> list[int]:
     return list(range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count))
 
 
+# What a descriptor that is not a socket is, for the error that says so.
+_FILE_KINDS = (
+    (stat.S_ISREG, "a regular file"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a pipe"),
+    (stat.S_ISCHR, "a character device"),
+)
+
+
+def inherited_socket(fd: int) -> socket.socket:
+    """A socket object on a duplicate of `fd`, a listening socket handed over
+    by a process manager. Raises ValueError saying why it cannot be served on:
+    not open, not a socket, not a stream socket, connected to a peer, or bound
+    to no address. A bound socket that does not listen yet is served, as in
+    Uvicorn (`create_server` makes it listen)."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError as exc:
+        raise ValueError(f"it is not an open file descriptor ({exc.strerror})") from None
+    if not stat.S_ISSOCK(mode):
+        kind = next((kind for is_kind, kind in _FILE_KINDS if is_kind(mode)), "a file")
+        raise ValueError(f"it is {kind}, not a socket")
+    sock = socket.socket(fileno=os.dup(fd))
+    try:
+        if sock.type != socket.SOCK_STREAM:
+            raise ValueError("it is not a stream socket (TCP or Unix stream)")
+        if not _is_listening(sock):
+            if _is_connected(sock):
+                raise ValueError("it is a connected socket, not a listening one")
+            address = sock.getsockname()
+            if not address or (isinstance(address, tuple) and address[1] == 0):
+                raise ValueError("it is a socket bound to no address")
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _is_listening(sock: socket.socket) -> bool:
+    accepting = getattr(socket, "SO_ACCEPTCONN", None)
+    return accepting is not None and bool(sock.getsockopt(socket.SOL_SOCKET, accepting))
+
+
+def _is_connected(sock: socket.socket) -> bool:
+    try:
+        sock.getpeername()
+    except OSError:
+        return False
+    return True
+
+
 def _is_asgi3(app: Any) -> bool:
     """Uvicorn's `--interface auto` rule: ASGI 3 if the callable is a coroutine
     function (or a class with `__await__`), ASGI 2 otherwise."""
@@ -152,6 +214,17 @@ def _is_asgi3(app: Any) -> bool:
         return inspect.iscoroutinefunction(app)
     # An instance: is its __call__ method a coroutine function?
     return inspect.iscoroutinefunction(getattr(app, "__call__", None))  # noqa: B004 - the method, not a callable test
+
+
+def _qualified_name(thing: Any) -> str:
+    qualname = getattr(thing, "__qualname__", None)
+    return f"{thing.__module__}.{qualname}" if qualname else repr(thing)
+
+
+def _startup_failure(message: str) -> NoReturn:
+    """Log why the server cannot start, in one line, and exit (3)."""
+    logger.error(message)
+    sys.exit(STARTUP_FAILURE)
 
 
 class Config:
@@ -288,8 +361,8 @@ class Config:
             try:
                 from dotenv import load_dotenv
             except ImportError as exc:
-                raise ImportError(
-                    "--env-file needs the python-dotenv package: pip install 'cppcorn[standard]'"
+                raise MissingDependencyError(
+                    "Install the python-dotenv package or cppcorn[standard] to use `--env-file`."
                 ) from exc
             logger.info("Loading environment from '%s'", env_file)
             load_dotenv(dotenv_path=env_file)
@@ -303,6 +376,10 @@ class Config:
         self.fds: list[int] = [fd] if fd is not None else []
         if fd is None and uds is None:
             self.fds = systemd_listen_fds()
+        # A descriptor that cannot be served on fails now, in the process
+        # that inherited it, before the application starts.
+        for inherited_fd in self.fds:
+            self.inherited_socket(inherited_fd).close()
 
         self.forwarded_allow_ips: list[str] | str = (
             forwarded_allow_ips
@@ -327,11 +404,32 @@ class Config:
         elif self.reuse_port and (self.uds is not None or self.fd is not None):
             logger.warning("--reuse-port applies to --host/--port only: the workers share the given socket.")
             self.reuse_port = False
-        if self.ws in ("websockets", "websockets-sansio", "wsproto"):
+        self._explain_implementation("--http", self.http, HTTP_PROTOCOLS, "HTTP/1.1")
+        self._explain_implementation("--ws", self.ws, WS_PROTOCOLS, "WebSocket")
+        if self.loop == "zuvloop":
             logger.info(
-                "cppcorn serves WebSockets with its own compiled protocol: --ws %s is accepted for "
-                "compatibility and means the same as --ws auto.",
-                self.ws,
+                "cppcorn runs on its own compiled event loop: --loop zuvloop is accepted for compatibility "
+                "and means the same as --loop cppcorn."
+            )
+
+    def _explain_implementation(self, option: str, choice: Any, names: tuple[str, ...], protocol: str) -> None:
+        """One line when Uvicorn's `--http`/`--ws` choice is served by cppcorn's
+        own protocol: INFO for one of Uvicorn's implementation names, WARNING
+        for a protocol class (`module:Class` or the class itself), whose code
+        does not run."""
+        if choice in ("auto", "none"):
+            return
+        if choice in names:
+            logger.info(
+                "cppcorn uses its own compiled %s protocol: %s %s is accepted for compatibility "
+                "and means the same as %s auto.",
+                protocol, option, choice, option,
+            )
+        elif not isinstance(choice, str) or ":" in choice:
+            name = choice if isinstance(choice, str) else _qualified_name(choice)
+            logger.warning(
+                "cppcorn uses its own compiled %s protocol and cannot run protocol classes: %s %s is not used.",
+                protocol, option, name,
             )
 
     @property
@@ -351,23 +449,22 @@ class Config:
         return isinstance(self.app, str) and self.reload
 
     def configure_logging(self) -> None:
-        configure_logging(self.log_config, self.log_level, self.access_log, self.use_colors)
+        try:
+            configure_logging(self.log_config, self.log_level, self.access_log, self.use_colors)
+        except ImportError as exc:
+            # The log config needs a package that is missing (PyYAML): log
+            # with the default config, so that the error reads like the others.
+            configure_logging(LOGGING_CONFIG, self.log_level, self.access_log, self.use_colors)
+            raise MissingDependencyError(str(exc)) from exc
 
     def load(self) -> None:
         assert not self.loaded, "Config.load() was already called."
 
         if self.http2:
             raise ValueError("HTTP/2 is not supported by cppcorn (yet): remove --http2.")
-        if not isinstance(self.http, str) or self.http not in HTTP_PROTOCOLS:
-            raise ValueError(
-                f"--http {self.http!r}: cppcorn always serves HTTP/1.1 with its compiled llhttp protocol; "
-                f"only {', '.join(HTTP_PROTOCOLS)} are accepted (for Uvicorn compatibility)."
-            )
-        if not isinstance(self.ws, str) or self.ws not in WS_PROTOCOLS:
-            raise ValueError(
-                f"--ws {self.ws!r}: cppcorn serves WebSockets with its compiled protocol; "
-                f"only {', '.join(WS_PROTOCOLS)} are accepted (for Uvicorn compatibility)."
-            )
+        for option, choice, names in (("--http", self.http, HTTP_PROTOCOLS), ("--ws", self.ws, WS_PROTOCOLS)):
+            if isinstance(choice, str) and choice not in names and ":" not in choice:
+                _startup_failure(f"{option} {choice!r} is not one of {', '.join(names)} or module:Class.")
         if self.lifespan not in LIFESPAN:
             raise ValueError(f"--lifespan must be one of {', '.join(LIFESPAN)}, got {self.lifespan!r}.")
         if self.interface not in INTERFACES:
@@ -389,11 +486,14 @@ class Config:
                 )
             # The certificate with its key; the protocol and how peers are
             # verified; the ciphers.
-            return create_ssl_context(
-                certfile=self.ssl_certfile, keyfile=self.ssl_keyfile, password=self.ssl_keyfile_password,
-                ssl_version=self.ssl_version, cert_reqs=self.ssl_cert_reqs, ca_certs=self.ssl_ca_certs,
-                ciphers=self.ssl_ciphers,
-            )
+            try:
+                return create_ssl_context(
+                    certfile=self.ssl_certfile, keyfile=self.ssl_keyfile, password=self.ssl_keyfile_password,
+                    ssl_version=self.ssl_version, cert_reqs=self.ssl_cert_reqs, ca_certs=self.ssl_ca_certs,
+                    ciphers=self.ssl_ciphers,
+                )
+            except (OSError, ValueError) as exc:
+                _startup_failure(self._ssl_options_error(exc))
 
         if self.ssl_context_factory is not None:
             context = self.ssl_context_factory(self, default_factory)
@@ -401,8 +501,56 @@ class Config:
                 raise TypeError(f"`ssl_context_factory` must return an `ssl.SSLContext`, got {type(context).__name__}")
             return context
         if self.is_ssl:
+            if not self.ssl_certfile:
+                _startup_failure("--ssl-keyfile needs --ssl-certfile, the certificate (chain) file that goes with it.")
             return default_factory()
         return None
+
+    def _ssl_options_error(self, exc: OSError | ValueError) -> str:
+        """Why the ssl_* options make no SSL context, naming the option at
+        fault: OpenSSL's own errors ("PEM lib") do not say which file failed
+        or what to do."""
+        files = {"--ssl-certfile": self.ssl_certfile, "--ssl-keyfile": self.ssl_keyfile,
+                 "--ssl-ca-certs": self.ssl_ca_certs}
+        for option, path in files.items():
+            if path is not None and not os.path.isfile(path):
+                return f"{option} {os.fspath(path)}: no such file."
+            if path is not None and not os.access(path, os.R_OK):
+                return f"{option} {os.fspath(path)}: permission denied."
+        # Each setting on its own, in the order create_ssl_context() uses them.
+        checks: list[tuple[str, Any, Callable[[], object]]] = [
+            ("--ssl-version", self.ssl_version, lambda: ssl.SSLContext(self.ssl_version)),
+            ("--ssl-cert-reqs", self.ssl_cert_reqs, lambda: ssl.VerifyMode(self.ssl_cert_reqs)),
+        ]
+        if self.ssl_ca_certs:
+            checks.append(("--ssl-ca-certs", self.ssl_ca_certs,
+                           lambda: ssl.create_default_context(cafile=self.ssl_ca_certs)))
+        if self.ssl_ciphers:
+            checks.append(("--ssl-ciphers", self.ssl_ciphers,
+                           lambda: ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).set_ciphers(self.ssl_ciphers or "")))
+        for option, value, check in checks:
+            try:
+                check()
+            except (OSError, ValueError) as error:
+                # SSLError("No cipher can be selected.") would print as a tuple.
+                return f"{option} {value}: {error.args[0] if len(error.args) == 1 else error}"
+        # Then it is the certificate and its key.
+        certfile = os.fspath(self.ssl_certfile or "")
+        keyfile = os.fspath(self.ssl_keyfile or certfile)
+        if isinstance(exc, ssl.SSLError) and exc.reason == "KEY_VALUES_MISMATCH":
+            return f"The private key in {keyfile} does not belong to the certificate in {certfile}."
+        with open(keyfile, "rb") as file:
+            key_pem = file.read()
+        if b"ENCRYPTED" in key_pem and self.ssl_keyfile_password:
+            return f"Cannot decrypt the private key in {keyfile}: --ssl-keyfile-password is not its password."
+        if b"ENCRYPTED" in key_pem:
+            return f"The private key in {keyfile} is encrypted: pass its password with --ssl-keyfile-password."
+        if self.ssl_keyfile is None and b"PRIVATE KEY-----" not in key_pem:
+            return f"--ssl-certfile {certfile} holds no private key: pass the key file with --ssl-keyfile."
+        return (
+            f"Cannot load the certificate {certfile} with the key {keyfile} ({exc}): --ssl-certfile and "
+            f"--ssl-keyfile must be PEM files, the certificate (chain) and its private key."
+        )
 
     def _encode_headers(self) -> list[tuple[bytes, bytes]]:
         encoded = []
@@ -479,6 +627,16 @@ class Config:
             logger.error("Error loading custom loop setup function. %s", exc)
             sys.exit(STARTUP_FAILURE)
 
+    def inherited_socket(self, fd: int) -> socket.socket:
+        """The listening socket handed over as `fd` (by `--fd` or systemd
+        socket activation); exits (3) with one line saying why if it cannot
+        be served on."""
+        try:
+            return inherited_socket(fd)
+        except ValueError as exc:
+            given_by = "--fd" if self.fd is not None else "systemd socket activation (LISTEN_FDS)"
+            _startup_failure(f"Cannot serve on file descriptor {fd}, given by {given_by}: {exc}.")
+
     def bind_socket(self) -> socket.socket:
         """Bind the listening socket up front (for process managers that hand
         it to `Server.serve(sockets=[...])`); exits (3) on failure."""
@@ -488,7 +646,7 @@ class Config:
         """The listening sockets a supervisor binds once and hands to its
         workers: the inherited descriptors, the Unix socket, or host:port."""
         if self.fds:
-            sockets = [socket.socket(fileno=os.dup(fd)) for fd in self.fds]
+            sockets = [self.inherited_socket(fd) for fd in self.fds]
             for sock in sockets:
                 log_running_on("socket %s", sock.getsockname())
         elif self.uds is not None:

@@ -1,7 +1,12 @@
 """The command line (`cppcorn APP`, `python -m cppcorn APP`) and `cppcorn.run()`.
 
-Options, defaults and environment variables mirror Uvicorn's, with the
-prefix `CPPCORN_` (for example `CPPCORN_PORT=9000`, `CPPCORN_APP=app:app`).
+Options and defaults are Uvicorn's. Every option (and APP) can also be set in
+the environment, as Uvicorn reads it, `UVICORN_<NAME>` (`UVICORN_PORT=9000`,
+`UVICORN_APP=main:app`, `UVICORN_RELOAD_DIRS` for `--reload-dir`: NAME is the
+option's parameter name), or as `CPPCORN_<NAME>`, which wins over it; the
+command line wins over both. The `--env-file` file is read before the other
+options, so that the variables it sets count too; the real environment wins
+over it. `cppcorn.run()` and `Config` read neither prefix, as in Uvicorn.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from cppcorn.config import (
     SSL_PROTOCOL_VERSION,
     STARTUP_FAILURE,
     Config,
+    MissingDependencyError,
 )
 from cppcorn.server import Server
 from cppcorn.supervisors import ChangeReload, Multiprocess
@@ -75,10 +81,42 @@ def parse_header(header: str) -> tuple[str, str]:
     return name, value
 
 
+# The environment variable prefixes, the first winning when both are set.
+ENVIRONMENT_PREFIXES = ("CPPCORN", "UVICORN")
+
+
+class EnvironmentCommand(click.Command):
+    """A command whose every parameter also reads `CPPCORN_<NAME>`, then
+    `UVICORN_<NAME>`: the names Uvicorn's click `auto_envvar_prefix` gives
+    (NAME is the parameter name upper-cased), through the same click
+    machinery, so that flags and repeatable options parse as in Uvicorn."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if param.name is not None:
+                param.envvar = [f"{prefix}_{param.name.upper()}" for prefix in ENVIRONMENT_PREFIXES]
+
+
+def load_env_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`--env-file` is an eager option: its variables are loaded before the
+    other options read the environment (the real environment wins over the
+    file). `Config` loads the file again, a no-op by then, and logs it as
+    Uvicorn does; without python-dotenv, it is `Config` that says so."""
+    if value is None or ctx.resilient_parsing:
+        return value
+    try:
+        from dotenv import load_dotenv
+    except ImportError:
+        return value
+    load_dotenv(dotenv_path=value)
+    return value
+
+
 # --help shows every option's default, as Uvicorn's does, except the few
 # whose default Uvicorn leaves unsaid (show_default=False).
-@click.command(context_settings={"auto_envvar_prefix": "CPPCORN", "show_default": True})
-@click.argument("app", envvar="CPPCORN_APP")
+@click.command(cls=EnvironmentCommand, context_settings={"show_default": True})
+@click.argument("app")
 @click.option("--host", type=str, default="127.0.0.1", help="Bind socket to this host.")
 @click.option("--port", type=int, default=8000,
               help="Bind socket to this port. If 0, an available port will be picked.")
@@ -105,14 +143,16 @@ def parse_header(header: str) -> tuple[str, str]:
               "connections across them (Linux), instead of all workers sharing one socket.")
 @click.option("--loop", type=str, default="auto",
               help="Event loop factory implementation: auto (cppcorn where it is built, else uvloop if "
-              "installed, else asyncio), asyncio, uvloop, cppcorn (the compiled loop), none, or module:factory.")
+              "installed, else asyncio), asyncio, uvloop, cppcorn (the compiled loop; zuvloop means the same), "
+              "none, or module:factory.")
 @click.option("--http", type=str, default="auto",
               help="HTTP protocol implementation. cppcorn always uses its compiled llhttp protocol; "
-              "auto, httptools and h11 are accepted for compatibility.")
+              "Uvicorn's auto, h11, httptools, zttp and module:Class are accepted for compatibility.")
 @click.option("--http2", is_flag=True, default=False, help="Enable HTTP/2. [not supported: refused]")
 @click.option("--ws", type=str, default="auto",
-              help="WebSocket protocol implementation: auto, none, websockets, websockets-sansio or wsproto. "
-              "Every choice but none is served by cppcorn's compiled WebSocket protocol.")
+              help="WebSocket protocol implementation: auto or none. cppcorn always uses its compiled "
+              "WebSocket protocol; Uvicorn's websockets, websockets-sansio, wsproto and module:Class are "
+              "accepted for compatibility.")
 @click.option("--ws-max-size", type=int, default=16777216, help="WebSocket max size message in bytes.")
 @click.option("--ws-max-queue", type=int, default=32, help="The maximum length of the WebSocket message queue.")
 @click.option("--ws-ping-interval", type=float, default=20.0, help="WebSocket ping interval in seconds.")
@@ -121,7 +161,8 @@ def parse_header(header: str) -> tuple[str, str]:
 @click.option("--lifespan", type=LIFESPAN_CHOICES, default="auto", help="Lifespan implementation.")
 @click.option("--interface", type=INTERFACE_CHOICES, default="auto",
               help="Select ASGI3, ASGI2, or WSGI as the application interface.")
-@click.option("--env-file", type=click.Path(exists=True), default=None, help="Environment configuration file.")
+@click.option("--env-file", type=click.Path(exists=True), default=None, is_eager=True, callback=load_env_file,
+              help="Environment configuration file.")
 @click.option("--log-config", type=click.Path(exists=True), default=None,
               help="Logging configuration file. Supported formats: .ini, .json, .yaml. Configs written for "
               "Uvicorn's loggers apply to cppcorn's.")
@@ -202,7 +243,11 @@ def run(app: Any, *, app_dir: str | None = None, **kwargs: Any) -> None:
     if app_dir is not None:
         sys.path.insert(0, app_dir)
 
-    config = Config(app, **kwargs)
+    try:
+        config = Config(app, **kwargs)
+    except MissingDependencyError as exc:
+        logger.error(exc)
+        sys.exit(STARTUP_FAILURE)
     server = Server(config=config)
 
     if config.use_subprocess:

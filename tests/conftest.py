@@ -15,6 +15,7 @@ import functools
 import json
 import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -29,7 +30,7 @@ import pytest
 
 from cppcorn.config import Config
 from cppcorn.server import Server
-from tests.subprocesses import ASGI_HELPERS_MODULE, BROKEN_MODULE, ServerProcess, base_env
+from tests.subprocesses import ASGI_HELPERS_MODULE, BROKEN_MODULE, ServerProcess, base_env, cppcorn_command
 from tests.websocket_client import RawWebSocket
 
 try:
@@ -192,6 +193,27 @@ def cppcorn_process(python_process: Callable[..., ServerProcess]) -> Callable[..
         return python_process("-m", "cppcorn", *args, **kwargs)
 
     return start
+
+
+@pytest.fixture
+def run_cli(workdir: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`run_cli(*args)`: run cppcorn to completion (for commands that exit by themselves)."""
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            cppcorn_command(*args),
+            cwd=workdir,
+            env=base_env(**(env or {})),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            # No controlling terminal: nothing (OpenSSL asking for a key's
+            # passphrase) can wait for input from the tester's terminal.
+            start_new_session=True,
+        )
+
+    return run
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import re
 import signal
 import socket
 import ssl
-import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -26,7 +25,7 @@ import pytest
 
 import cppcorn
 from tests.conftest import assert_in_order, posix_only
-from tests.subprocesses import RUNNING_ON, ServerProcess, base_env, cppcorn_command, free_port
+from tests.subprocesses import RUNNING_ON, ServerProcess, free_port
 from tests.uvicorn_log_configs import uvicorn_log_config, uvicorn_log_ini
 
 APPS = '''
@@ -125,24 +124,6 @@ def serve_cli(cppcorn_process: Callable[..., ServerProcess]) -> Callable[..., Se
         return cppcorn_process(*args, **kwargs).wait_started()
 
     return start
-
-
-@pytest.fixture
-def run_cli(workdir: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """`run_cli(*args)`: run cppcorn to completion (for commands that exit by themselves)."""
-
-    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            cppcorn_command(*args),
-            cwd=workdir,
-            env=base_env(**(env or {})),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-    return run
 
 
 def error_lines(text: str) -> list[str]:
@@ -471,14 +452,6 @@ def test_forwarded_allow_ips_from_environment(serve_cli, env, args, client):
     server = serve_cli("apps:echo", *args, env=env)
     response = httpx.get(server.url, headers={"X-Forwarded-For": "1.2.3.4"}, timeout=5)
     assert response.json()["client"][0] == client
-
-
-def test_ws_implementation_names_are_accepted(serve_cli):
-    """`--ws wsproto` (a Uvicorn implementation name) is accepted, and the log
-    says that cppcorn's own WebSocket protocol serves."""
-    server = serve_cli("apps:echo", "--ws", "wsproto")
-    assert re.search(r"INFO:.*own compiled protocol: --ws wsproto is accepted", server.stderr)
-    assert httpx.get(server.url, timeout=5).status_code == 200
 
 
 # --- Sockets ------------------------------------------------------------------------

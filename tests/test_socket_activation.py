@@ -109,6 +109,22 @@ def test_two_systemd_sockets_are_both_served(python_process, listeners):
         assert response.json()["path"] == f"/on-{port}"
 
 
+def test_systemd_descriptor_that_is_not_a_listening_socket_exits_3(python_process, listeners):
+    """LISTEN_FDS naming a connected socket: exit status 3 with one line that
+    says so, before the application starts (no traceback)."""
+    listener = listeners()
+    with socket.create_connection(listener.getsockname(), timeout=5) as connection:
+        fd = connection.fileno()
+        process = python_process("launcher.py", str(fd), "-m", "cppcorn", "apps:app", pass_fds=(fd,))
+        assert process.wait_exit() == 3
+    assert [line for line in process.lines["stderr"] if line.startswith("ERROR:")] == [
+        "ERROR:    Cannot serve on file descriptor 3, given by systemd socket activation (LISTEN_FDS): "
+        "it is a connected socket, not a listening one."
+    ]
+    assert "Traceback" not in process.stderr
+    assert "Application startup" not in process.stderr
+
+
 def assert_workers_serve_on(sock: socket.socket, process: ServerProcess) -> None:
     """Both workers of `process` answer on the listening socket it was handed
     (closed here, so that only the server holds it)."""
