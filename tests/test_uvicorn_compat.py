@@ -711,20 +711,24 @@ def test_log_config_naming_uvicorn_loggers(both):
 # -- configuration from the environment ---------------------------------------
 
 
-@differs("UVICORN_PORT is ignored: cppcorn listens on 8000")
 def test_uvicorn_port_in_the_environment(both):
     uvicorn, cppcorn = both("compat_apps:hello", listen=False, env={"UVICORN_PORT": "{port}"}, drive=get("/"))
     assert uvicorn == cppcorn
 
 
 def test_env_file(both):
-    # Uvicorn reads its options before it loads the file: the UVICORN_*
-    # variables there reach the application's environment and set no option.
     uvicorn, cppcorn = both(
         "compat_apps:environment",
         "--env-file",
         "settings.env",
-        files={"settings.env": "UVICORN_ROOT_PATH=/from-env-file\nCOMPAT_SETTING=from-env-file\n"},
+        files={"settings.env": "UVICORN_ROOT_PATH=/env\nCOMPAT_SETTING=x\n"},
         drive=get("/"),
     )
+    # Deliberate: Uvicorn reads its options before it loads the file, so the
+    # UVICORN_* variables there reach only the application's environment;
+    # cppcorn loads the file first and they set options too.
+    assert cppcorn.app == ["{'COMPAT_SETTING': 'x', 'UVICORN_ROOT_PATH': '/env', 'root_path': '/env'}"]
+    cppcorn.app = [cppcorn.app[0].replace("'root_path': '/env'", "'root_path': ''")]
+    assert cppcorn.stdout == ['INFO:     127.0.0.1:CLIENT_PORT - "GET /env/ HTTP/1.1" 200 OK']
+    cppcorn.stdout = [cppcorn.stdout[0].replace("/env/", "/")]
     assert uvicorn == cppcorn
