@@ -827,7 +827,8 @@ def test_long_close_reason_stays_valid_utf8(serve, raw_ws):
 
 @pytest.mark.parametrize("how", ["fin", "reset"])
 def test_client_vanishes(serve, raw_ws, how):
-    """The socket closes without a close frame: disconnect 1006, promptly."""
+    """The socket closes without a close frame: disconnect promptly, with
+    Uvicorn's code for a connection lost after the handshake (1005)."""
     seen: queue.Queue = queue.Queue()
     server = serve(echo_app(seen))
     client = raw_ws(server.port)
@@ -837,7 +838,7 @@ def test_client_vanishes(serve, raw_ws, how):
     close_socket(client.sock, how)
     started = time.monotonic()
     message = seen.get(timeout=2)
-    assert message["code"] == 1006
+    assert message == {"type": "websocket.disconnect", "code": 1005}
     assert time.monotonic() - started < 2
     assert wait_until(lambda: not server.state.connections)
 
@@ -868,7 +869,7 @@ def test_send_after_disconnect_raises_oserror(serve, raw_ws):
     client.connect()
     client.close()  # gone without a close frame
     code, exc = outcomes.get(timeout=WAIT)
-    assert code == 1006
+    assert code == 1005
     assert isinstance(exc, OSError), exc
 
 
@@ -1038,25 +1039,41 @@ def test_app_returns_without_accepting_is_500(serve, raw_ws, caplog):
 
 
 @pytest.mark.parametrize(
-    ("request_kwargs", "status"),
+    ("request_kwargs", "status", "problem"),
     [
-        ({"version": "8"}, 426),
-        ({"version": None}, 426),
-        ({"key": None}, 400),
-        ({"key": "not base64!"}, 400),
-        ({"key": "c2hvcnQ="}, 400),  # base64 of 5 bytes, not 16
+        ({"version": "8"}, 400, "invalid Sec-WebSocket-Version header: 8"),
+        ({"version": None}, 400, "missing Sec-WebSocket-Version header"),
+        ({"key": None}, 400, "missing Sec-WebSocket-Key header"),
+        ({"key": ""}, 400, "empty Sec-WebSocket-Key header"),
+        ({"key": "not base64!"}, 400, "invalid Sec-WebSocket-Key header: not base64!; Only base64 data is allowed"),
+        # base64 of 5 bytes, not 16
+        ({"key": "c2hvcnQ="}, 400, "invalid Sec-WebSocket-Key header: c2hvcnQ="),
+        (
+            {"headers": [("Sec-WebSocket-Key", SAMPLE_KEY)]},
+            400,
+            "invalid Sec-WebSocket-Key header: multiple values",
+        ),
+        ({"method": "POST"}, 405, "unsupported HTTP method: POST"),
     ],
-    ids=["version-8", "no-version", "no-key", "bad-key", "short-key"],
+    ids=["version-8", "no-version", "no-key", "empty-key", "bad-key", "short-key", "two-keys", "post"],
 )
-def test_invalid_upgrade_request(shared, raw_ws, request_kwargs, status):
+def test_invalid_upgrade_request(shared, raw_ws, request_kwargs, status, problem):
+    """Refused as Uvicorn's default implementation (websockets) refuses it:
+    the status, and a body that names the problem."""
     path, _ = shared.path()
     client = raw_ws(shared.port)
     response = client.connect(path, **request_kwargs)
     assert response.status == status
-    if status == 426:
+    assert response.header("content-type") == "text/plain; charset=utf-8"
+    assert response.header("connection") == "close"
+    if "version" in request_kwargs:
+        # RFC 6455 4.4: the version this server speaks.
         assert response.header("sec-websocket-version") == "13"
+    if status == 405:
+        assert response.header("allow") == "GET"
     assert response.header("sec-websocket-accept") is None
-    client.read_body()
+    assert client.read_body() == f"Failed to open a WebSocket connection: {problem}.\n".encode()
+    assert client.server_closed()
     assert path not in shared.called  # the app never ran
 
 
@@ -1213,7 +1230,8 @@ def test_keepalive_timeout(serve, raw_ws, answer):
     assert close.opcode == CLOSE and close.close_code == 1011
     assert 0.9 <= elapsed < 2.5
     assert client.server_closed()
-    assert disconnect_code(seen) == 1011
+    # As Uvicorn: the application hears of it as a connection lost.
+    assert disconnect_code(seen) == 1005
 
 
 def test_keepalive_without_timeout(serve, raw_ws):

@@ -36,6 +36,10 @@ cdef class Connection:
     # and the futures of send() calls waiting for it to drain.
     cdef bint writing_paused
     cdef list drain_waiters
+    # What TRACE lines about this connection start with (Uvicorn's "host:port
+    # - ", or "" without a client address); None when TRACE is off for its
+    # logger, decided once when the connection is made.
+    cdef str trace_prefix
 
     cdef int attach(self, object transport) except -1
     cdef int detach(self) except -1
@@ -59,6 +63,11 @@ cdef class Connection:
 
     cdef object drained(self)
     cdef int release_drain_waiters(self) except -1
+
+    # Decide whether this connection traces; trace() logs `message` (with a
+    # %s for the prefix): call it only when trace_prefix is not None.
+    cdef int decide_trace(self, object logger, tuple client) except -1
+    cdef int trace(self, object logger, str message) except -1
 
 
 cdef class RequestLog:

@@ -9,6 +9,8 @@ from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 from cppcorn.includes.stream_seam cimport CC_SENDER_CAPSULE
 
 cdef int INFO = logging.INFO
+# Uvicorn's TRACE level (cppcorn.logging.TRACE_LOG_LEVEL).
+cdef int TRACE = 5
 cdef str ACCESS_LOG_FORMAT = '%s - "%s %s HTTP/%s" %d'
 
 
@@ -146,6 +148,22 @@ cdef class Connection:
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
+        return 0
+
+    # -- TRACE lines ------------------------------------------------------
+    # Uvicorn logs a connection's life at TRACE ("HTTP connection made",
+    # ...). Whether it does is decided once per connection: when TRACE is off
+    # nothing is formatted, and requests pay nothing.
+
+    cdef int decide_trace(self, object logger, tuple client) except -1:
+        if logger.isEnabledFor(TRACE):
+            self.trace_prefix = "%s:%d - " % client if client else ""
+        else:
+            self.trace_prefix = None
+        return 0
+
+    cdef int trace(self, object logger, str message) except -1:
+        logger.log(TRACE, message, self.trace_prefix)
         return 0
 
 

@@ -93,6 +93,10 @@ cdef class RequestCycle:
         if self.send_state == SEND_BODY and not self.disconnected:
             logger.error("ASGI callable returned without completing response.")
             return self.writer.abandon()
+        if self.send_state != SEND_DONE:
+            # Disconnected before its response was complete: the connection
+            # cannot serve another request (a half-closed one is still open).
+            return self.writer.abandon()
         return 0
 
     # -- receive ---------------------------------------------------------
@@ -125,8 +129,16 @@ cdef class RequestCycle:
             return DISCONNECT
         if self.body_delivered:
             # The whole body was read: the next event is the disconnect,
-            # which a client that half-closed has announced already.
-            return DISCONNECT if self.input_ended else None
+            # which a client that half-closed has announced already. Told
+            # so, the application is answering nobody (a client that
+            # closed looks the same as one that half-closed, until a write
+            # fails): as Uvicorn, which treats both as gone, what it sends
+            # from now on is dropped and its unfinished response is no
+            # error.
+            if not self.input_ended:
+                return None
+            self.disconnected = True
+            return DISCONNECT
         if self.body_size == 0 and not self.message_complete:
             return None
         if self.body_chunks is None:

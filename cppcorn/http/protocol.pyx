@@ -156,6 +156,9 @@ cdef class HttpProtocol(Connection):
             # Unix domain socket: (path, None), as Uvicorn.
             self.server = (local, None)
         self.scheme = "https" if transport.get_extra_info("sslcontext") is not None else "http"
+        self.decide_trace(self.settings.log.logger, self.client)
+        if self.trace_prefix is not None:
+            self.trace(self.settings.log.logger, "%sHTTP connection made")
         # A new connection has to send its first request as promptly as a
         # request head has to arrive.
         self.phase = PHASE_IDLE
@@ -163,6 +166,8 @@ cdef class HttpProtocol(Connection):
 
     def connection_lost(self, exc):
         cdef RequestCycle cycle = self.cycle
+        if self.trace_prefix is not None:
+            self.trace(self.settings.log.logger, "%sHTTP connection lost")
         self.detach()
         self.phase = PHASE_CLOSED
         self.pending = None
@@ -443,8 +448,8 @@ cdef class HttpProtocol(Connection):
         WebSocket protocol, with the bytes that came after the request."""
         cdef WebSocketProtocol websocket = self.upgrade
         self.upgrade = None
-        if websocket.refusal:
-            return websocket.refuse_handshake(self)
+        if self.trace_prefix is not None:
+            self.trace(self.settings.log.logger, "%sUpgrading to WebSocket")
         if self.runner is not None:
             self.runner.retire()
         # What waits on this connection's writes is released, as when a

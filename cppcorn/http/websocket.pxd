@@ -47,8 +47,10 @@ cdef class WebSocketProtocol(Connection):
     cdef readonly dict scope
     cdef bytes key
     cdef object extensions_offer      # Sec-WebSocket-Extensions, or None
-    # The status to refuse the handshake with at once (400, 426), or 0.
+    # The status to refuse the handshake with at once (400, 405), or 0, and
+    # the problem its body names.
     cdef int refusal
+    cdef str refusal_problem
     cdef Deflate deflate
     cdef object task
     cdef WebSocketPhase phase
@@ -75,7 +77,6 @@ cdef class WebSocketProtocol(Connection):
     @staticmethod
     cdef WebSocketProtocol for_request(WebSocketSettings settings, ServerState state, object loop,
                                        dict scope, RequestHead head)
-    cdef int refuse_handshake(self, Connection http) except -1
     cdef int start(self, Connection http, bytes rest) except -1
     cdef size_t _parse(self, const unsigned char* data, size_t length) except? 0
     cdef int _on_frame(self, int opcode, bint fin, bint rsv1, bytes payload) except -1
@@ -88,6 +89,7 @@ cdef class WebSocketProtocol(Connection):
     cdef int _send_close(self, int code, str reason) except -1
     cdef bint wants_reading_paused(self)
     cdef int _accept(self, dict message) except -1
+    cdef int _refuse_handshake(self) except -1
     cdef int _reject(self, int status, list headers, bytes body) except -1
     cdef int _http_response(self, dict message) except -1
     cdef int _app_finished(self, object exc) except -1

@@ -7,11 +7,13 @@
 # (RFC 6455 8.1: fail fast), by a small incremental validator in C.
 import asyncio
 import base64
+import binascii
 import collections
 import contextvars
 import hashlib
 import os
 import zlib
+from http import HTTPStatus
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
@@ -95,12 +97,44 @@ def accept_key(bytes key):
     return base64.b64encode(hashlib.sha1(key + ACCEPT_GUID).digest())
 
 
-def valid_key(bytes key):
-    """A Sec-WebSocket-Key must be the base64 of 16 bytes."""
+cdef str header_problem(str name, bytes value, str cause=None):
+    """How websockets (which Uvicorn's default WebSocket implementation
+    runs) names a bad handshake header, in the body of the refusal."""
+    if value is None:
+        return f"missing {name} header"
+    if not value:
+        return f"empty {name} header"
+    problem = f"invalid {name} header: {value.decode('latin-1')}"
+    return problem if cause is None else f"{problem}; {cause}"
+
+
+cdef str key_problem(list keys):
+    """What is wrong with the Sec-WebSocket-Key headers, or None: there must
+    be one, the base64 of 16 bytes."""
+    if len(keys) > 1:
+        return header_problem("Sec-WebSocket-Key", b"multiple values")
+    key = keys[0] if keys else None
+    if key is None:
+        return header_problem("Sec-WebSocket-Key", None)
     try:
-        return len(base64.b64decode(key, validate=True)) == 16
+        raw = base64.b64decode(key, validate=True)
+    except binascii.Error as error:
+        return header_problem("Sec-WebSocket-Key", key, str(error))
+    return None if len(raw) == 16 else header_problem("Sec-WebSocket-Key", key)
+
+
+cdef str version_problem(list versions):
+    if len(versions) > 1:
+        return header_problem("Sec-WebSocket-Version", b"multiple values")
+    version = versions[0] if versions else None
+    return None if version == b"13" else header_problem("Sec-WebSocket-Version", version)
+
+
+cdef str status_phrase(int status):
+    try:
+        return HTTPStatus(status).phrase
     except ValueError:
-        return False
+        return ""
 
 
 cdef bint valid_close_code(int code):
@@ -211,37 +245,50 @@ cdef class WebSocketProtocol(Connection):
                                        dict scope, RequestHead head):
         """The protocol for an upgrade request whose scope (all but the
         subprotocols) the HTTP protocol has built; `refusal` says if the
-        handshake is refused at once (400: not a valid handshake; 426: a
-        version other than 13)."""
+        handshake is refused at once (405: not a GET; 400: not a valid
+        handshake), with the problem as Uvicorn's websockets names it."""
         cdef WebSocketProtocol websocket
-        key = version = extensions = None
+        extensions = None
+        keys = []
+        versions = []
         subprotocols = []
         for name, value in head.headers:
             if name == b"sec-websocket-key":
-                key = value
+                keys.append(value)
             elif name == b"sec-websocket-version":
-                version = value
+                versions.append(value)
             elif name == b"sec-websocket-protocol":
                 subprotocols.extend(
                     item.strip() for item in value.decode("latin-1").split(",") if item.strip())
             elif name == b"sec-websocket-extensions":
                 extensions = value if extensions is None else extensions + b", " + value
         scope["subprotocols"] = subprotocols
-        websocket = WebSocketProtocol(settings, state, scope, key, extensions, loop)
-        if head.method != "GET" or key is None or not valid_key(key):
+        websocket = WebSocketProtocol(settings, state, scope, keys[len(keys) - 1] if keys else None, extensions, loop)
+        # Checked in websockets' order; the first problem is the one named.
+        if head.method != "GET":
+            websocket.refusal = 405
+            websocket.refusal_problem = f"unsupported HTTP method: {head.method}"
+            return websocket
+        problem = key_problem(keys)
+        if problem is None:
+            problem = version_problem(versions)
+        if problem is not None:
             websocket.refusal = 400
-        elif version != b"13":
-            # RFC 6455 4.4: say which version this server speaks.
-            websocket.refusal = 426
+            websocket.refusal_problem = problem
         return websocket
 
-    cdef int refuse_handshake(self, Connection http) except -1:
-        """Answer the refused handshake on the HTTP connection."""
-        if self.refusal == 426:
-            self.settings.logger.warning("Unsupported WebSocket version: only version 13 is served.")
-            return send_error_response(http, 426, [(b"sec-websocket-version", b"13")])
-        self.settings.logger.warning("Invalid WebSocket upgrade request.")
-        return send_error_response(http, 400)
+    cdef int _refuse_handshake(self) except -1:
+        """Answer an invalid handshake request as Uvicorn's default
+        implementation does: the problem in a plain-text body."""
+        cdef list headers = TEXT_PLAIN
+        if self.refusal == 405:
+            headers = TEXT_PLAIN + [(b"allow", b"GET")]
+        elif "Sec-WebSocket-Version" in self.refusal_problem:
+            # RFC 6455 4.4: say which version this server speaks.
+            headers = TEXT_PLAIN + [(b"sec-websocket-version", b"13")]
+        self._reject(self.refusal, headers,
+                     f"Failed to open a WebSocket connection: {self.refusal_problem}.\n".encode("utf-8"))
+        return 0
 
     def __cinit__(self):
         if cc_buffer_init(&self.inbuf, 4096):
@@ -264,14 +311,20 @@ cdef class WebSocketProtocol(Connection):
 
     cdef int start(self, Connection http, bytes rest) except -1:
         """Take over the HTTP connection's transport, its reading paused or
-        not and its writes backed up or not, and run the app; `rest` holds
-        bytes that arrived after the upgrade request."""
+        not and its writes backed up or not, and run the app (or refuse an
+        invalid handshake); `rest` holds bytes that arrived after the
+        upgrade request."""
         cdef WebSocketSettings settings = self.settings
         transport = http.transport
         self.attach(transport)
         self.reading_paused = http.reading_paused
         self.writing_paused = http.writing_paused
+        self.trace_prefix = http.trace_prefix
         transport.set_protocol(self)
+        if self.trace_prefix is not None:
+            self.trace(settings.logger, "%sWebSocket connection made")
+        if self.refusal:
+            return self._refuse_handshake()
         coroutine = self.run_asgi()
         context = Context() if settings.reset_contextvars else None
         task = start_app_task(self.loop, coroutine, context)
@@ -361,10 +414,13 @@ cdef class WebSocketProtocol(Connection):
 
     def connection_lost(self, exc):
         self.detach()
+        if self.trace_prefix is not None:
+            self.trace(self.settings.logger, "%sWebSocket connection lost")
         if self.phase != CLOSED:
-            # Gone without a close frame: 1006 (RFC 6455 7.1.5).
+            # Gone without a close frame. As Uvicorn: 1005 once the handshake
+            # is done (RFC 6455 7.1.5 would say 1006), 1006 before it.
+            self._disconnected(1006 if self.phase == CONNECTING else 1005, None)
             self.phase = CLOSED
-            self._disconnected(1006, "")
 
     # -- reading frames --------------------------------------------------
 
@@ -385,17 +441,20 @@ cdef class WebSocketProtocol(Connection):
                 self._fail(1002, "invalid frame length")
                 break
             if not frame.masked:
-                self._fail(1002, "unmasked frame from client")
+                self._fail(1002, "incorrect masking")
                 break
             if frame.rsv2 or frame.rsv3:
                 self._fail(1002, "reserved bits must be 0")
                 break
             if frame.opcode >= 8:
                 if frame.opcode != CC_WS_CLOSE and frame.opcode != CC_WS_PING and frame.opcode != CC_WS_PONG:
-                    self._fail(1002, "unknown opcode")
+                    self._fail(1002, "invalid opcode")
                     break
-                if not frame.fin or frame.payload_length > 125:
-                    self._fail(1002, "invalid control frame")
+                if frame.payload_length > 125:
+                    self._fail(1002, "control frame too long")
+                    break
+                if not frame.fin:
+                    self._fail(1002, "fragmented control frame")
                     break
                 if frame.rsv1:
                     self._fail(1002, "reserved bits must be 0")
@@ -412,14 +471,18 @@ cdef class WebSocketProtocol(Connection):
                     self._fail(1002, "unexpected continuation frame")
                     break
                 if frame.rsv1:
-                    self._fail(1002, "reserved bits must be 0")
+                    self._fail(1002, "reserved bits must be 0" if self.deflate is None
+                               else "RSV1 bit set in continuation frame")
                     break
             else:
-                self._fail(1002, "unknown opcode")
+                self._fail(1002, "invalid opcode")
                 break
             if frame.opcode < 8 and frame.payload_length + self.message_size > max_size:
                 # Control frames may come between fragments and do not count.
-                self._fail(1009, f"frame exceeds limit of {max_size} bytes")
+                self._fail(1009, f"frame with {frame.payload_length} bytes exceeds limit of {max_size} bytes"
+                           if not self.message_opcode else
+                           f"frame with {frame.payload_length} bytes after reading {self.message_size} bytes "
+                           f"exceeds limit of {max_size} bytes")
                 break
             size = <size_t>frame.payload_length
             if length - position - <size_t>header_length < size:
@@ -454,13 +517,13 @@ cdef class WebSocketProtocol(Connection):
             if opcode == CC_WS_TEXT and not rsv1:
                 cc_utf8_init(&self.utf8)
                 if cc_utf8_feed(&self.utf8, <uint8_t*>PyBytes_AS_STRING(payload), size):
-                    return self._fail(1007, "invalid UTF-8 in text message")
+                    return self._fail(1007, "")
             return 0
         self.message_chunks.append(payload)
         self.message_size += size
         if self.message_opcode == CC_WS_TEXT and not self.message_compressed:
             if cc_utf8_feed(&self.utf8, <uint8_t*>PyBytes_AS_STRING(payload), size):
-                return self._fail(1007, "invalid UTF-8 in text message")
+                return self._fail(1007, "")
         if not fin:
             return 0
         opcode = self.message_opcode
@@ -472,18 +535,23 @@ cdef class WebSocketProtocol(Connection):
 
     cdef int _on_message(self, int opcode, bytes payload, bint compressed) except -1:
         cdef str text
+        if self.close_sent:
+            # As Uvicorn: once the application has closed, messages still in
+            # flight are dropped; its next receive() is the disconnect.
+            return 0
         if compressed:
             try:
                 payload = self.deflate.decompress(payload, self.settings.max_size)
             except OverflowError:
-                return self._fail(1009, f"message exceeds limit of {self.settings.max_size} bytes")
+                return self._fail(1009, f"frame exceeds limit of {self.settings.max_size} bytes")
             except zlib.error:
-                return self._fail(1007, "invalid compressed data")
+                return self._fail(1002, "decompression failed")
         if opcode == CC_WS_TEXT:
             try:
                 text = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload), NULL)
             except UnicodeDecodeError:
-                return self._fail(1007, "invalid UTF-8 in text message")
+                # Uvicorn's close for this carries no reason.
+                return self._fail(1007, "")
             return self._deliver({"type": "websocket.receive", "text": text})
         return self._deliver({"type": "websocket.receive", "bytes": payload})
 
@@ -492,15 +560,15 @@ cdef class WebSocketProtocol(Connection):
         cdef int code = 1005
         cdef str reason = ""
         if size == 1:
-            return self._fail(1002, "invalid close frame")
+            return self._fail(1002, "close frame too short")
         if size >= 2:
             code = (<uint8_t>payload[0] << 8) | <uint8_t>payload[1]
-            if not valid_close_code(code):
-                return self._fail(1002, "invalid close code")
             try:
                 reason = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(payload) + 2, size - 2, NULL)
-            except UnicodeDecodeError:
-                return self._fail(1007, "invalid UTF-8 in close reason")
+            except UnicodeDecodeError as error:
+                return self._fail(1007, f"{error.reason} at position {error.start}")
+            if not valid_close_code(code):
+                return self._fail(1002, "invalid status code")
         if not self.close_sent:
             # Echo the close (RFC 6455 5.5.1), then the connection ends.
             self._send_close(1000 if code == 1005 else code, "")
@@ -512,7 +580,8 @@ cdef class WebSocketProtocol(Connection):
         """Fail the connection for a protocol error (RFC 6455 7.1.7)."""
         if self.phase == CLOSED:
             return 0
-        self.settings.logger.info("WebSocket connection failed: %s (%d).", reason, code)
+        # Uvicorn logs nothing above DEBUG for a client's protocol error.
+        self.settings.logger.debug("WebSocket connection failed with %d %r.", code, reason)
         if not self.close_sent:
             self._send_close(code, reason)
         self.phase = CLOSED
@@ -534,12 +603,15 @@ cdef class WebSocketProtocol(Connection):
 
     cdef int _disconnected(self, int code, str reason) except -1:
         """The connection is over: every present and future receive() gets
-        websocket.disconnect with this code."""
+        websocket.disconnect with this code, and this reason unless it is
+        None (the keys Uvicorn gives for the same event)."""
         if self.disconnect_message is not None:
             return 0
         self.deadline = 0.0
-        self.settings.logger.info("connection closed")
-        self.disconnect_message = {"type": "websocket.disconnect", "code": code, "reason": reason}
+        if reason is None:
+            self.disconnect_message = {"type": "websocket.disconnect", "code": code}
+        else:
+            self.disconnect_message = {"type": "websocket.disconnect", "code": code, "reason": reason}
         waiters = self.waiters
         self.waiters = []
         for waiter in waiters:
@@ -587,7 +659,6 @@ cdef class WebSocketProtocol(Connection):
                 self._accept(message)
             elif message_type == "websocket.close":
                 self._log_handshake("403")
-                self.settings.logger.info("connection rejected (403 Forbidden)")
                 self._reject(403, TEXT_PLAIN, EMPTY)
             elif message_type == "websocket.http.response.start":
                 self._http_response(message)
@@ -620,6 +691,9 @@ cdef class WebSocketProtocol(Connection):
             code = message.get("code", 1000)
             reason = message.get("reason") or ""
             self._send_close(code, reason)
+            # As Uvicorn: the application's next receive() is the disconnect,
+            # with its own code and reason, whatever the peer answers.
+            self._disconnected(code, reason)
         else:
             raise RuntimeError(
                 f"Expected ASGI message 'websocket.send' or 'websocket.close', but got '{message_type}'.")
@@ -668,8 +742,10 @@ cdef class WebSocketProtocol(Connection):
             send_error_response(self, status)
         else:
             send_plain_response(self, status, headers, body)
+        # Uvicorn's websockets logs this for every handshake it refuses.
+        self.settings.logger.info("connection rejected (%d %s)", status, status_phrase(status))
         self.phase = CLOSED
-        return self._disconnected(1006, "")
+        return self._disconnected(1006, None)
 
     cdef int _http_response(self, dict message) except -1:
         """The websocket.http.response extension: a custom HTTP response
@@ -680,6 +756,7 @@ cdef class WebSocketProtocol(Connection):
                 raise RuntimeError(
                     f"'websocket.http.response.start' status must be an int in 100..599, got {status!r}.")
             self.http_response = [status, list(message.get("headers") or []), []]
+            self._log_handshake(str(status))
             return 0
         body = message.get("body", EMPTY)
         if not isinstance(body, (bytes, bytearray, memoryview)):
@@ -687,7 +764,6 @@ cdef class WebSocketProtocol(Connection):
         self.http_response[2].append(bytes(body))
         if not message.get("more_body", False):
             status, headers, parts = self.http_response
-            self._log_handshake(str(status))
             self._reject(status, headers, EMPTY.join(parts))
         return 0
 
@@ -728,14 +804,22 @@ cdef class WebSocketProtocol(Connection):
 
     cdef int on_deadline(self, double now) except -1:
         if self.phase == CLOSING:
+            # The application has had its disconnect since its close.
             self.phase = CLOSED
             self.transport.abort()
-            return self._disconnected(1006, "")
+            return 0
         if self.phase != OPEN:
             return 0
         if self.ping_payload is not None:
-            # No pong in time: the peer is gone or stuck.
-            return self._fail(1011, "keepalive ping timeout")
+            # No pong in time: the peer is gone or stuck. As Uvicorn: a 1011
+            # close, then the connection is dropped, which the application
+            # hears of as a connection lost (1005).
+            if self.trace_prefix is not None:
+                self.trace(self.settings.logger, "%sWebSocket keepalive ping timeout")
+            self._send_close(1011, "keepalive ping timeout")
+            self.phase = CLOSED
+            self.transport.close()
+            return self._disconnected(1005, None)
         payload = os.urandom(4)
         self._write_frame(CC_WS_PING, payload, False)
         if self.settings.ping_timeout:
@@ -754,7 +838,7 @@ cdef class WebSocketProtocol(Connection):
             self._send_close(1012, "")
             self.phase = CLOSED
             self.transport.close()
-            self._disconnected(1012, "")
+            self._disconnected(1012, None)
         elif self.phase == CONNECTING:
             self._reject(500, None, None)
 
