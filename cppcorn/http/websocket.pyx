@@ -570,8 +570,10 @@ cdef class WebSocketProtocol(Connection):
             if not valid_close_code(code):
                 return self._fail(1002, "invalid status code")
         if not self.close_sent:
-            # Echo the close (RFC 6455 5.5.1), then the connection ends.
-            self._send_close(1000 if code == 1005 else code, "")
+            # Echo the close frame as it came, code and reason (RFC 6455
+            # 5.5.1; as Uvicorn's websockets does), then the connection ends.
+            self.close_sent = True
+            self._write_frame(CC_WS_CLOSE, payload, False)
         self.phase = CLOSED
         self.transport.close()
         return self._disconnected(code, reason)
