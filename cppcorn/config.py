@@ -14,7 +14,6 @@ import logging
 import os
 import socket
 import ssl
-import stat
 import sys
 from collections.abc import Awaitable, Callable
 from configparser import RawConfigParser
@@ -24,6 +23,7 @@ from typing import IO, Any, Literal, NoReturn
 import click
 
 from cppcorn.importer import ImportFromStringError, import_from_string
+from cppcorn.inherited_sockets import NotServable, inherited_socket, systemd_listen_fds
 from cppcorn.lifespan import LifespanOff, LifespanOn
 from cppcorn.logconfig import LOG_LEVELS, LOGGING_CONFIG, configure_logging
 from cppcorn.logging import TRACE_LOG_LEVEL
@@ -31,6 +31,7 @@ from cppcorn.middleware.asgi2 import ASGI2Middleware
 from cppcorn.middleware.message_logger import MessageLoggerMiddleware
 from cppcorn.middleware.proxy_headers import TrustedHosts
 from cppcorn.middleware.wsgi import WSGIMiddleware
+from cppcorn.tls import create_ssl_context, ssl_options_error
 
 __all__ = [
     "LOGGING_CONFIG",
@@ -79,25 +80,6 @@ def log_running_on(address_format: str, *args: Any) -> None:
     )
 
 
-def create_ssl_context(
-    certfile: str | os.PathLike[str],
-    keyfile: str | os.PathLike[str] | None,
-    password: str | None,
-    ssl_version: int,
-    cert_reqs: int,
-    ca_certs: str | os.PathLike[str] | None,
-    ciphers: str | None,
-) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl_version)
-    context.load_cert_chain(certfile, keyfile, (lambda: password) if password else None)
-    context.verify_mode = ssl.VerifyMode(cert_reqs)
-    if ca_certs:
-        context.load_verify_locations(ca_certs)
-    if ciphers:
-        context.set_ciphers(ciphers)
-    return context
-
-
 def _asyncio_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     return asyncio.new_event_loop
 
@@ -138,71 +120,6 @@ LOOP_FACTORIES: dict[str, Callable[[], Callable[[], asyncio.AbstractEventLoop]]]
 class MissingDependencyError(ImportError):
     """An option needs an optional package that is not installed; the message
     says what to install. An ImportError, as Uvicorn raises."""
-
-
-SD_LISTEN_FDS_START = 3
-
-
-def systemd_listen_fds() -> list[int]:
-    """The sockets systemd passed to this process (sd_listen_fds(3)), if any."""
-    try:
-        if int(os.environ.get("LISTEN_PID", "")) != os.getpid():
-            return []
-        count = int(os.environ.get("LISTEN_FDS", ""))
-    except ValueError:
-        return []
-    return list(range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count))
-
-
-# What a descriptor that is not a socket is, for the error that says so.
-_FILE_KINDS = (
-    (stat.S_ISREG, "a regular file"),
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISFIFO, "a pipe"),
-    (stat.S_ISCHR, "a character device"),
-)
-
-
-def inherited_socket(fd: int) -> socket.socket:
-    """A socket object on a duplicate of `fd`, a listening socket handed over
-    by a process manager. Raises ValueError saying why it cannot be served on:
-    not open, not a socket, not a stream socket, connected to a peer, or bound
-    to no address. A bound socket that does not listen yet is served, as in
-    Uvicorn (`create_server` makes it listen)."""
-    try:
-        mode = os.fstat(fd).st_mode
-    except OSError as exc:
-        raise ValueError(f"it is not an open file descriptor ({exc.strerror})") from None
-    if not stat.S_ISSOCK(mode):
-        kind = next((kind for is_kind, kind in _FILE_KINDS if is_kind(mode)), "a file")
-        raise ValueError(f"it is {kind}, not a socket")
-    sock = socket.socket(fileno=os.dup(fd))
-    try:
-        if sock.type != socket.SOCK_STREAM:
-            raise ValueError("it is not a stream socket (TCP or Unix stream)")
-        if not _is_listening(sock):
-            if _is_connected(sock):
-                raise ValueError("it is a connected socket, not a listening one")
-            address = sock.getsockname()
-            if not address or (isinstance(address, tuple) and address[1] == 0):
-                raise ValueError("it is a socket bound to no address")
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _is_listening(sock: socket.socket) -> bool:
-    accepting = getattr(socket, "SO_ACCEPTCONN", None)
-    return accepting is not None and bool(sock.getsockopt(socket.SOL_SOCKET, accepting))
-
-
-def _is_connected(sock: socket.socket) -> bool:
-    try:
-        sock.getpeername()
-    except OSError:
-        return False
-    return True
 
 
 def _is_asgi3(app: Any) -> bool:
@@ -493,7 +410,7 @@ class Config:
                     ciphers=self.ssl_ciphers,
                 )
             except (OSError, ValueError) as exc:
-                _startup_failure(self._ssl_options_error(exc))
+                _startup_failure(ssl_options_error(self, exc))
 
         if self.ssl_context_factory is not None:
             context = self.ssl_context_factory(self, default_factory)
@@ -505,52 +422,6 @@ class Config:
                 _startup_failure("--ssl-keyfile needs --ssl-certfile, the certificate (chain) file that goes with it.")
             return default_factory()
         return None
-
-    def _ssl_options_error(self, exc: OSError | ValueError) -> str:
-        """Why the ssl_* options make no SSL context, naming the option at
-        fault: OpenSSL's own errors ("PEM lib") do not say which file failed
-        or what to do."""
-        files = {"--ssl-certfile": self.ssl_certfile, "--ssl-keyfile": self.ssl_keyfile,
-                 "--ssl-ca-certs": self.ssl_ca_certs}
-        for option, path in files.items():
-            if path is not None and not os.path.isfile(path):
-                return f"{option} {os.fspath(path)}: no such file."
-            if path is not None and not os.access(path, os.R_OK):
-                return f"{option} {os.fspath(path)}: permission denied."
-        # Each setting on its own, in the order create_ssl_context() uses them.
-        checks: list[tuple[str, Any, Callable[[], object]]] = [
-            ("--ssl-version", self.ssl_version, lambda: ssl.SSLContext(self.ssl_version)),
-            ("--ssl-cert-reqs", self.ssl_cert_reqs, lambda: ssl.VerifyMode(self.ssl_cert_reqs)),
-        ]
-        if self.ssl_ca_certs:
-            checks.append(("--ssl-ca-certs", self.ssl_ca_certs,
-                           lambda: ssl.create_default_context(cafile=self.ssl_ca_certs)))
-        if self.ssl_ciphers:
-            checks.append(("--ssl-ciphers", self.ssl_ciphers,
-                           lambda: ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).set_ciphers(self.ssl_ciphers or "")))
-        for option, value, check in checks:
-            try:
-                check()
-            except (OSError, ValueError) as error:
-                # SSLError("No cipher can be selected.") would print as a tuple.
-                return f"{option} {value}: {error.args[0] if len(error.args) == 1 else error}"
-        # Then it is the certificate and its key.
-        certfile = os.fspath(self.ssl_certfile or "")
-        keyfile = os.fspath(self.ssl_keyfile or certfile)
-        if isinstance(exc, ssl.SSLError) and exc.reason == "KEY_VALUES_MISMATCH":
-            return f"The private key in {keyfile} does not belong to the certificate in {certfile}."
-        with open(keyfile, "rb") as file:
-            key_pem = file.read()
-        if b"ENCRYPTED" in key_pem and self.ssl_keyfile_password:
-            return f"Cannot decrypt the private key in {keyfile}: --ssl-keyfile-password is not its password."
-        if b"ENCRYPTED" in key_pem:
-            return f"The private key in {keyfile} is encrypted: pass its password with --ssl-keyfile-password."
-        if self.ssl_keyfile is None and b"PRIVATE KEY-----" not in key_pem:
-            return f"--ssl-certfile {certfile} holds no private key: pass the key file with --ssl-keyfile."
-        return (
-            f"Cannot load the certificate {certfile} with the key {keyfile} ({exc}): --ssl-certfile and "
-            f"--ssl-keyfile must be PEM files, the certificate (chain) and its private key."
-        )
 
     def _encode_headers(self) -> list[tuple[bytes, bytes]]:
         encoded = []
@@ -633,7 +504,7 @@ class Config:
         be served on."""
         try:
             return inherited_socket(fd)
-        except ValueError as exc:
+        except NotServable as exc:
             given_by = "--fd" if self.fd is not None else "systemd socket activation (LISTEN_FDS)"
             _startup_failure(f"Cannot serve on file descriptor {fd}, given by {given_by}: {exc}.")
 

@@ -96,7 +96,7 @@ def configure_logging(
             import yaml
         except ImportError as exc:
             raise ImportError(
-                "YAML log configs need PyYAML: pip install PyYAML (or cppcorn[standard])."
+                "Install the PyYAML package or cppcorn[standard] to use `--log-config` with YAML files."
             ) from exc
         with open(log_config) as file:
             logging.config.dictConfig(_translate_dict(yaml.safe_load(file)))

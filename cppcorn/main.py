@@ -165,7 +165,7 @@ def load_env_file(ctx: click.Context, param: click.Parameter, value: str | None)
               help="Environment configuration file.")
 @click.option("--log-config", type=click.Path(exists=True), default=None,
               help="Logging configuration file. Supported formats: .ini, .json, .yaml. Configs written for "
-              "Uvicorn's loggers apply to cppcorn's.")
+              "Uvicorn apply unchanged.")
 @click.option("--log-level", type=LEVEL_CHOICES, default=None, help="Log level. [default: info]")
 @click.option("--access-log/--no-access-log", is_flag=True, default=True, show_default=False,
               help="Enable/Disable access log.")
