@@ -602,13 +602,22 @@ def test_websocket_denied_by_http_response(both):
     assert uvicorn == cppcorn
 
 
-def test_websocket_upgrade_without_key(both):
+@pytest.mark.parametrize(
+    "handshake",
+    [{"key": None}, {"key": "not base64"}, {"version": None}, {"version": "8"}],
+    ids=["no-key", "bad-key", "no-version", "bad-version"],
+)
+def test_websocket_upgrade_refused(both, handshake):
     def drive(run: ServerRun) -> None:
         client = run.websocket()
-        client.send_raw(client.request("/echo", key=None))
+        client.send_raw(client.request("/echo", **handshake))
         run.see(*render_head(client.read_handshake().raw), f"body: {client.read_body()!r}")
 
     uvicorn, cppcorn = both("compat_apps:websocket", drive=drive)
+    if "version" in handshake:
+        # Deliberate: a refused version is answered with the version the
+        # server speaks, as RFC 6455 4.2.2 requires (Uvicorn omits it).
+        cppcorn.client.remove("sec-websocket-version: 13")
     assert uvicorn == cppcorn
 
 
