@@ -187,6 +187,7 @@ class Config:
         reuse_port: bool = False,
         timeout_keep_alive: int | float = 5,
         timeout_request_headers: float = 30.0,
+        timeout_drain: float = 1.0,
         timeout_notify: int = 30,
         timeout_graceful_shutdown: int | float | None = None,
         timeout_worker_healthcheck: int = 5,
@@ -241,6 +242,7 @@ class Config:
         self.reuse_port = reuse_port
         self.timeout_keep_alive = timeout_keep_alive
         self.timeout_request_headers = timeout_request_headers
+        self.timeout_drain = timeout_drain
         self.timeout_notify = timeout_notify
         self.timeout_graceful_shutdown = timeout_graceful_shutdown
         self.timeout_worker_healthcheck = timeout_worker_healthcheck

@@ -197,6 +197,9 @@ def load_env_file(ctx: click.Context, param: click.Parameter, value: str | None)
 @click.option("--timeout-request-headers", type=float, default=30.0,
               help="Close a connection whose request line and headers have not all arrived within this many "
               "seconds (with 408 if part of them did): a defence against slowloris clients.")
+@click.option("--timeout-drain", type=float, default=1.0,
+              help="On a graceful shutdown or restart, how long a keep-alive connection between requests stays "
+              "open for a request that may already be on its way, which is served with `Connection: close`.")
 @click.option("--timeout-graceful-shutdown", type=float, default=None,
               help="Maximum number of seconds to wait for graceful shutdown.")
 @click.option("--timeout-worker-healthcheck", type=int, default=5,

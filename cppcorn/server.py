@@ -146,6 +146,7 @@ class Server:
             asgi_version=config.asgi_version,
             limit_concurrency=config.limit_concurrency,
             timeout_keep_alive=config.timeout_keep_alive, timeout_request_headers=config.timeout_request_headers,
+            timeout_drain=self._drain_window(),
             max_head_size=config.limit_request_header_size,
             trusted_hosts=config.trusted_hosts,
             access_log=config.access_log,
@@ -262,13 +263,15 @@ class Server:
         logger.info("Shutting down")
 
         # Stop accepting, let the connections accepted last read the request
-        # they were opened for, then ask every connection to finish: idle
-        # ones close now, busy ones after their current response.
+        # they were opened for, then drain every connection: busy ones close
+        # after their current response, idle ones after the next request or
+        # the drain window (see HttpProtocol.shutdown()).
         for server in self.servers:
             server.close()
         for sock in sockets or []:
             sock.close()
         await asyncio.sleep(TICK_SECONDS)
+        self.server_state.expire_connections(time.monotonic())
         for connection in list(self.server_state.connections):
             connection.shutdown()
         await self._let_closed_connections_go()
@@ -298,6 +301,14 @@ class Server:
         while self.server_state.connections and time.monotonic() < deadline:
             await asyncio.sleep(CLOSED_CONNECTIONS_POLL_SECONDS)
 
+    def _drain_window(self) -> float:
+        """--timeout-drain, within --timeout-graceful-shutdown (which bounds
+        the whole drain) when that is set."""
+        window = self.config.timeout_drain
+        if self.config.timeout_graceful_shutdown is not None:
+            window = min(window, self.config.timeout_graceful_shutdown)
+        return max(window, 0.0)
+
     async def _end_remaining_tasks(self) -> None:
         """Let the tasks cancelled on timeout end, and end those a forced
         exit left running, before the server reports it has finished: what
@@ -314,11 +325,13 @@ class Server:
 
     async def _wait_tasks_to_complete(self) -> None:
         state = self.server_state
-        if state.connections and not self.force_exit:
+        # Connections between requests close quietly within the drain
+        # window; only those with work in progress are announced.
+        if any(connection.is_busy() for connection in state.connections) and not self.force_exit:
             logger.info("Waiting for connections to close. (CTRL+C to force quit)")
-            while state.connections and not self.force_exit:
-                await asyncio.sleep(TICK_SECONDS)
-                state.expire_connections(time.monotonic())
+        while state.connections and not self.force_exit:
+            await asyncio.sleep(TICK_SECONDS)
+            state.expire_connections(time.monotonic())
 
         if state.tasks and not self.force_exit:
             logger.info("Waiting for background tasks to complete. (CTRL+C to force quit)")

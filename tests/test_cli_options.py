@@ -85,7 +85,7 @@ UVICORN_PARAMETERS: list[tuple[str, tuple[str, ...], str, Any, bool]] = [
 ]
 
 # cppcorn's own options, on top of Uvicorn's.
-CPPCORN_PARAMETERS = {"reuse_port", "limit_request_header_size", "timeout_request_headers"}
+CPPCORN_PARAMETERS = {"reuse_port", "limit_request_header_size", "timeout_request_headers", "timeout_drain"}
 
 # Where cppcorn accepts more than Uvicorn, and every value Uvicorn accepts
 # still parses to an equal value: fractional timeouts; `--log-level INFO`.

@@ -462,17 +462,55 @@ def test_the_connection_task_ends_with_the_connection(harness):
 # -- graceful shutdown -----------------------------------------------------------
 
 
-def test_shutdown_closes_idle_connections_at_once(harness):
+def test_shutdown_gives_idle_connections_the_drain_window(harness):
+    """A connection between requests is not closed at once (a request may be
+    on its way); silent through the drain window, it is closed quietly."""
     server = harness.server(PathApp())
     idle = server.connect()
     served = server.connect()
     served.send(GET)
     served.response()
     server.shutdown()
+    assert not idle.closed and not served.closed
+    server.advance(0.9)
+    assert not idle.closed and not served.closed
+    server.advance(0.2)
     assert idle.closed and served.closed
     assert idle.received == b"" and served.unread == b""
     assert not server.state.connections
     assert not server.state.tasks
+
+
+def test_request_within_the_drain_window_is_served_as_the_last(harness):
+    server = harness.server(PathApp())
+    conn = server.connect()
+    conn.send(GET)
+    conn.response()
+    server.shutdown()
+    server.advance(0.5)
+    conn.send(get("/late"))
+    assert conn.unread == b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\n/late"
+    assert conn.closed
+
+
+def test_drain_window_ends_no_later_than_the_keep_alive_deadline(harness):
+    server = harness.server(PathApp(), timeout_keep_alive=0.5)
+    conn = server.connect()
+    conn.send(GET)
+    conn.response()
+    server.shutdown()
+    server.advance(0.6)
+    assert conn.closed
+
+
+def test_request_head_arriving_at_shutdown_is_served_as_the_last(harness):
+    server = harness.server(PathApp())
+    conn = server.connect()
+    conn.send(b"GET /half HTTP/1.1\r\nHost: x\r\n")
+    server.shutdown()
+    conn.send(b"\r\n")
+    assert conn.received == b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\n/half"
+    assert conn.closed
 
 
 def test_shutdown_lets_a_busy_connection_finish_its_response(harness):

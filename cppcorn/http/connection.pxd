@@ -36,6 +36,10 @@ cdef class Connection:
     # and the futures of send() calls waiting for it to drain.
     cdef bint writing_paused
     cdef list drain_waiters
+    # Closed for the protocol after its last response, the transport still
+    # open: the write side is shut and what the client still sends is read
+    # and dropped until its EOF or the linger deadline (linger_close()).
+    cdef bint lingering
     # What TRACE lines about this connection start with (Uvicorn's "host:port
     # - ", or "" without a client address); None when TRACE is off for its
     # logger, decided once when the connection is made.
@@ -46,6 +50,7 @@ cdef class Connection:
 
     # Writing: what the socket does not take at once is queued by the
     # transport. write_from() copies what it queues; write() keeps `data`.
+    # is_closing(): the transport is closing, or the connection lingers.
     cdef bint is_closing(self)
     cdef int write(self, bytes data) except -1
     cdef int write_from(self, const char* data, size_t length) except -1
@@ -55,6 +60,9 @@ cdef class Connection:
     # wants_reading_paused() (each protocol's own rule) says.
     cdef bint wants_reading_paused(self)
     cdef int update_reading(self) except -1
+
+    # Close after the last response without losing it (see connection.pyx).
+    cdef int linger_close(self) except -1
 
     cdef int arm_deadline(self, double timeout) except -1
     cdef int on_deadline(self, double now) except -1

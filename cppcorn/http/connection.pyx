@@ -12,6 +12,10 @@ cdef int INFO = logging.INFO
 # Uvicorn's TRACE level (cppcorn.logging.TRACE_LOG_LEVEL).
 cdef int TRACE = 5
 cdef str ACCESS_LOG_FORMAT = '%s - "%s %s HTTP/%s" %d'
+# How long a lingering close waits for the client's EOF. Bytes in flight
+# arrive within a round trip, and a client that read its last response closes
+# at once; the bound is for those that do neither.
+cdef double LINGER_SECONDS = 2.0
 
 
 cdef class ServerState:
@@ -66,6 +70,8 @@ cdef class Connection:
     # -- writing ---------------------------------------------------------
 
     cdef bint is_closing(self):
+        if self.lingering:
+            return True
         if self.sender is not NULL:
             return self.sender.is_closing(self.transport)
         return self.transport.is_closing()
@@ -109,6 +115,34 @@ cdef class Connection:
         else:
             self.transport.resume_reading()
         return 0
+
+    # -- closing ---------------------------------------------------------
+
+    def is_busy(self):
+        """Whether the connection has work in progress: a graceful shutdown
+        announces that it waits for it."""
+        return True
+
+    cdef int linger_close(self) except -1:
+        """Close after the connection's last response without losing it, as
+        nginx's lingering close does: closing a socket that has unread bytes
+        (a pipelined request, one sent as the response went out) makes the
+        kernel send a reset, and a reset destroys the response still in the
+        client's receive buffer. So shut the write side (the client reads the
+        response, then EOF), read and drop what comes until the client's EOF,
+        and close then, or at the linger deadline. Transports that cannot
+        half-close (TLS) close at once."""
+        if self.transport is None or self.is_closing():
+            return 0
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return 0
+        self.lingering = True
+        self.transport.write_eof()
+        if self.reading_paused:
+            self.reading_paused = False
+            self.transport.resume_reading()
+        return self.arm_deadline(LINGER_SECONDS)
 
     # -- deadlines -------------------------------------------------------
 

@@ -27,6 +27,8 @@ cdef class HttpSettings:
     cdef readonly long limit_concurrency       # < 0: no limit
     cdef readonly double timeout_keep_alive
     cdef readonly double timeout_request_headers
+    # How long an idle connection stays open once the server drains.
+    cdef readonly double timeout_drain
     cdef readonly size_t max_head_size
     cdef readonly object trusted_hosts         # TrustedHosts, or None
     cdef readonly RequestLog log               # and its logger, uvicorn.error
@@ -66,6 +68,7 @@ cdef class HttpProtocol(Connection):
     cdef ClientTrust client_trust
     cdef Phase phase
     cdef bint input_ended               # the client half-closed (eof)
+    cdef bint draining                  # the server is stopping: serve the last
     cdef RequestCycle cycle             # the request being read or answered
     cdef RequestRunner runner
     # Bytes of the next request(s) held while a response is under way.
@@ -87,6 +90,7 @@ cdef class HttpProtocol(Connection):
     cdef dict _websocket_scope(self, RequestHead head, str path, bytes raw_path)
     cdef int _start_application(self) except -1
     cdef int _finish_if_answered(self) except -1
+    cdef int _arm_drain_deadline(self) except -1
     cdef int _request_finished(self) except -1
     cdef int _start_websocket(self, const char* rest, size_t length) except -1
     cdef int _parse_error(self) except -1

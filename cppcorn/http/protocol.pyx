@@ -49,6 +49,7 @@ cdef class HttpSettings:
         limit_concurrency = None,
         double timeout_keep_alive = 5.0,
         double timeout_request_headers = 30.0,
+        double timeout_drain = 1.0,
         size_t max_head_size = 65536,
         trusted_hosts = None,
         bint access_log = True,
@@ -87,6 +88,7 @@ cdef class HttpSettings:
         self.limit_concurrency = -1 if limit_concurrency is None else limit_concurrency
         self.timeout_keep_alive = timeout_keep_alive
         self.timeout_request_headers = timeout_request_headers
+        self.timeout_drain = timeout_drain
         self.max_head_size = max_head_size
         self.trusted_hosts = trusted_hosts
         if logger is None:
@@ -181,6 +183,8 @@ cdef class HttpProtocol(Connection):
             self.runner.retire()
 
     def eof_received(self):
+        if self.lingering:
+            return None  # the client has read the last response: close
         self.input_ended = True
         if self.cycle is not None:
             # An application waiting for the disconnect gets it.
@@ -318,7 +322,8 @@ cdef class HttpProtocol(Connection):
         scope["headers"] = head.headers
         scope["state"] = settings.app_state.copy()
         self._apply_forwarding(scope, head)
-        self.writer.begin(head.keep_alive, head.http_1_0, head.is_head)
+        # While draining, every response is the connection's last.
+        self.writer.begin(head.keep_alive and not self.draining, head.http_1_0, head.is_head)
         # No 100 (Continue) for HTTP/1.0 clients (RFC 9110 10.1.1).
         self.cycle = RequestCycle.create(
             scope, self.writer, self.loop, settings.log, head.expect_continue and not head.http_1_0)
@@ -444,7 +449,12 @@ cdef class HttpProtocol(Connection):
             return 0
         # Reading is not paused here: nothing is held, and the body (all
         # read) no longer holds it.
-        return self._set_phase(PHASE_IDLE)
+        self._set_phase(PHASE_IDLE)
+        if self.draining:
+            # Its response went out before the drain began, keeping the
+            # connection: the drain window applies, as to any idle one.
+            return self._arm_drain_deadline()
+        return 0
 
     cdef int _start_websocket(self, const char* rest, size_t length) except -1:
         """The upgrade request is parsed: hand the connection over to the
@@ -485,23 +495,45 @@ cdef class HttpProtocol(Connection):
     # -- lifecycle -------------------------------------------------------
 
     cdef int on_deadline(self, double now) except -1:
-        """Close the connection: idle keep-alive connections quietly, a
-        request head that is too slow with 408."""
-        if self.phase == PHASE_IDLE:
+        """Close the connection: idle keep-alive connections (and draining
+        ones) quietly, a request head that is too slow with 408, one that
+        lingers after its last response for good."""
+        if self.lingering:
+            self.transport.close()
+        elif self.phase == PHASE_IDLE:
             self.transport.close()
         elif self.phase == PHASE_HEAD:
             send_error_response(self, 408)
         return 0
 
     def shutdown(self):
-        """Graceful shutdown: close now if idle, else after this response."""
-        if self.phase == PHASE_CLOSED or self.is_closing():
+        """Graceful shutdown, without losing a request the client has sent:
+        the response under way (or the next, if a request is arriving) is
+        the last, with `Connection: close`. A connection between requests
+        stays open for the drain window: a client using it sends its next
+        request within microseconds of a response, and that request may be
+        on its way already; closing would answer it with a reset. It is
+        served, as the last; a connection silent through the window closes."""
+        if self.phase == PHASE_CLOSED or self.is_closing() or self.draining:
             return
-        if self.cycle is None or self.cycle.send_state == SEND_DONE:
-            self.transport.close()
-        else:
-            # This response is the last.
+        self.draining = True
+        if self.cycle is not None and self.cycle.send_state != SEND_DONE:
             self.writer.keep_alive = False
+        elif self.phase == PHASE_IDLE:
+            self._arm_drain_deadline()
+
+    cdef int _arm_drain_deadline(self) except -1:
+        """Close an idle draining connection at the end of the drain window,
+        or at its keep-alive deadline if that comes first."""
+        cdef double end = self.state.now + self.settings.timeout_drain
+        if self.deadline == 0.0 or end < self.deadline:
+            self.deadline = end
+        return 0
+
+    def is_busy(self):
+        """Between requests (waiting out the drain window) or lingering after
+        its last response, a connection closes by itself, soon."""
+        return not (self.phase == PHASE_IDLE or self.lingering)
 
     def abort(self):
         """Drop the connection now (graceful shutdown timed out)."""

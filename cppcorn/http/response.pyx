@@ -239,8 +239,7 @@ cdef int send_plain_response(Connection connection, int status, list headers, by
     out.append_bytes(b"connection: close\r\n\r\n")
     out.append_bytes(body)
     connection.write_from(out.buf.data, out.buf.length)
-    connection.transport.close()
-    return 0
+    return connection.linger_close()
 
 
 cdef int send_error_response(Connection connection, int status, list extra_headers=None) except -1:
@@ -387,7 +386,7 @@ cdef class Http11Writer(ResponseWriter):
 
     cdef int _complete(self) except -1:
         if not self.keep_alive:
-            self.connection.transport.close()
+            self.connection.linger_close()
         return self.connection.on_response_complete()
 
     cdef int write_continue(self) except -1:
