@@ -221,7 +221,7 @@ def table(cycle: Cycle, results: dict[str, dict[str, Any]]) -> list[str]:
             continue
         c, notes = r["counts"], r["notes"] + ([f"**failed**: {r['error']}"] if r["error"] else [])
         notes += [f"{c['connect errors']} connects failed otherwise"] if c.get("connect errors") else []
-        cells = [r["restarts"], c.get("sent", 0), c.get("answered", 0), f"**{sum(c.get(k, 0) for k in FAILURES)}**",
+        cells = [r["restarts"], c.get("sent", 0), c.get("answered", 0), f"**{sum(c.get(k, 0) for k in FAILURES):,}**",
                  *(c.get(k, 0) for k in (*FAILURES, "closed idle", "connects refused"))]
         rows.append(f"| {name} | " + " | ".join(f"{v:,}" if isinstance(v, int) else v for v in cells)
                     + f" | {'; '.join(notes).replace('|', '/')} |")
