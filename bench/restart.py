@@ -212,7 +212,7 @@ async def run_cycles(bench: RestartBenchmark, cycle: Cycle, server: Server, args
 # -- Report. -------------------------------------------------------------------
 
 
-def table(cycle: Cycle, results: dict[str, dict[str, Any]]) -> list[str]:
+def table(results: dict[str, dict[str, Any]]) -> list[str]:
     rows = ["| server | restarts | requests sent | answered | **failed** | reset | EOF | timeout | other "
             "| closed idle | connects refused | notes |", "|---|" + "--:|" * 10 + "---|"]
     for name, r in results.items():
@@ -238,7 +238,7 @@ def report(env: dict[str, Any], chosen: list[Cycle], results: dict[str, dict[str
              f"app) back to back; {args.interval:g} s of load before the first restart and between restarts; a "
              f"request is failed when reset, cut by EOF, or unanswered for {args.timeout:g} s"]
     for cycle in chosen:
-        lines += ["", f"#### {cycle.name}: {cycle.title}", "", *table(cycle, results[cycle.name])]
+        lines += ["", f"#### {cycle.name}: {cycle.title}", "", *table(results[cycle.name])]
     lines += ["", "#### Gap between reading a response and writing the next request on the same connection", "",
               "| cycle | server | gaps | median µs | p99 µs | max µs |", "|---|---|--:|--:|--:|--:|"]
     lines += [f"| {c} | {name} | {g['count']:,} | " + " | ".join(f"{g.get(k, 0):,.1f}" for k in
