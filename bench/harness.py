@@ -23,9 +23,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -41,6 +42,7 @@ NATIVE = {"cppcorn": ("cppcorn/loop",), "cppcorn-baseline": ("cppcorn/loop",), "
 # The ratio columns: a server's figure over these servers' in the same round.
 RATE_REFERENCES = ("uvicorn", "cppcorn-baseline")
 CPU_REFERENCES = ("uvicorn", "nginx", "cppcorn-baseline")
+T = TypeVar("T")
 PACKAGES = ("cppcorn", "uvicorn", "uvloop", "httptools", "websockets", "granian", "fastapi", "starlette", "pydantic")
 
 
@@ -328,13 +330,17 @@ class Result:
         return [r for r in self.runs if not r.problems]  # the only ones in the medians
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
 def start_servers(bench: Benchmark, scenario: Scenario, args: argparse.Namespace, scratch: Path) -> list[Server]:
     servers = []
     for name in [n for n in args.servers if bench.serves(n, scenario)]:
         (rundir := scratch / f"{scenario.name}-{name}".replace(" ", "")).mkdir()
-        with socket.socket() as s:
-            s.bind((HOST, 0))
-            servers.append(server := Server(name, scenario, s.getsockname()[1], rundir))
+        servers.append(server := Server(name, scenario, free_port(), rundir))
         server.start(bench, args)  # one at a time: start-up CPU would disturb the others
     current = next((s.cppcorn for s in servers if s.name == "cppcorn" and s.error is None), None)
     for server in servers:
@@ -590,32 +596,44 @@ def main(bench: Benchmark) -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if hard < (needed := max(s.connections for s in scenarios) + 100):
         log(f"warning: open files limited to {hard} (ulimit -Hn), {needed} needed: expect connect errors")
-    signal.signal(signal.SIGTERM, exit_on_signal)
-    signal.signal(signal.SIGHUP, exit_on_signal)
     if args.workers == 1:
         # The harness only waits while the load runs; what it does do (checks, /proc scans) stays off the servers' CPU.
         # (Not with --workers: what it starts would inherit the pinning.)
         os.sched_setaffinity(0, {args.load_cpu})
     env = environment(bench, scenarios, args)
     log(f"servers {', '.join(args.servers)}; {len(scenarios)} scenarios")
+    if (results := in_scratch(lambda scratch: run_scenarios(bench, scenarios, args, scratch))) is None:
+        return 130
+    out = write_json(args, bench.results_prefix, to_json(env, results))
+    print(markdown_report(bench, env, scenarios, results, args))
+    log(f"raw results: {os.path.relpath(out)}\nchart: " + shlex.join(
+        [os.path.relpath(sys.executable), os.path.relpath(BENCH_DIR / "chart.py"), os.path.relpath(out)]))
+    return 0 if any(r.runs for rs in results.values() for r in rs) else 1
+
+
+def in_scratch(work: Callable[[Path], T]) -> T | None:
+    """`work(scratch)`: a scratch directory holding a link to bench/, the servers' app directory. Every process started
+    is stopped at the end; None if interrupted (Ctrl-C, SIGTERM, SIGHUP)."""
+    signal.signal(signal.SIGTERM, exit_on_signal)
+    signal.signal(signal.SIGHUP, exit_on_signal)
     try:
         with tempfile.TemporaryDirectory(prefix="cppcorn-bench-") as scratch:
-            (Path(scratch) / "bench").symlink_to(BENCH_DIR)  # the servers' app directory
-            results = run_scenarios(bench, scenarios, args, Path(scratch))
+            (Path(scratch) / "bench").symlink_to(BENCH_DIR)
+            return work(Path(scratch))
     except KeyboardInterrupt:
         log("interrupted: every process it started is stopped; no report")
-        return 130
+        return None
     finally:
         # Ignore further Ctrl-C while cleaning up, or a second press would leave servers behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for proc in list(_started):
             stop(proc)
+
+
+def write_json(args: argparse.Namespace, prefix: str, data: dict[str, Any]) -> Path:
+    """The raw results: `<results dir>/<prefix><UTC timestamp>.json`."""
     args.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    (out := args.results_dir / f"{bench.results_prefix}{stamp}.json").write_text(
-        json.dumps(to_json(env, results), indent=2) + "\n")
-    print(markdown_report(bench, env, scenarios, results, args))
-    log(f"raw results: {os.path.relpath(out)}\nchart: " + shlex.join(
-        [os.path.relpath(sys.executable), os.path.relpath(BENCH_DIR / "chart.py"), os.path.relpath(out)]))
-    return 0 if any(r.runs for rs in results.values() for r in rs) else 1
+    (out := args.results_dir / f"{prefix}{stamp}.json").write_text(json.dumps(data, indent=2) + "\n")
+    return out
