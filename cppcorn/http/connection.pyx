@@ -138,7 +138,13 @@ cdef class Connection:
             self.transport.close()
             return 0
         self.lingering = True
-        self.transport.write_eof()
+        try:
+            self.transport.write_eof()
+        except OSError:
+            # The client has reset the connection already (asyncio's
+            # transports raise what shutdown() says).
+            self.transport.close()
+            return 0
         if self.reading_paused:
             self.reading_paused = False
             self.transport.resume_reading()

@@ -401,8 +401,11 @@ cdef class StreamTransport(IOWatcher):
 
     cdef int shutdown_write(self) except -1:
         # On the descriptor, whether or not a socket object was made for it.
+        # It fails when the peer has reset the connection meanwhile (ENOTCONN):
+        # a fatal error of the connection, as a failed write is (and as uvloop
+        # reports it), not an exception out of write_eof() or the loop's flush.
         if shutdown(self.fd, SHUT_WR) < 0:
-            raise os_error(errno)
+            self.fatal_error(os_error(errno), "Fatal error on socket transport shutdown")
         return 0
 
     def can_write_eof(self):

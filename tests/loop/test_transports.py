@@ -199,6 +199,32 @@ def test_eof_received_falsy_closes_the_transport(loop, run):
     run(main())
 
 
+def test_write_eof_to_a_peer_gone_meanwhile_is_a_lost_connection(loop, run):
+    """A reply and write_eof() in the callback that sees the peer's EOF, the
+    peer having closed for good: on loopback the reply draws an immediate
+    reset, so the shutdown that follows fails (ENOTCONN). The connection is
+    lost, and nothing escapes to the loop or its exception handler."""
+
+    class ReplyOnEof(RecordingProtocol):
+        def eof_received(self) -> bool:
+            super().eof_received()
+            self.transport.write(b"reply")
+            self.transport.write_eof()
+            return True
+
+    async def main():
+        errors = ErrorRecorder()
+        asyncio.get_running_loop().set_exception_handler(errors)
+        pair = await tcp_pair(server_factory=ReplyOnEof)
+        pair.client_transport.close()
+        await asyncio.wait_for(pair.peer.lost, WAIT)
+        assert pair.peer.lost_calls == 1
+        assert errors.contexts == [], errors.describe()
+        await pair.aclose()
+
+    run(main())
+
+
 def test_write_eof_after_buffered_data(loop, run):
     """write_eof() with data still buffered sends the data first."""
 
