@@ -170,6 +170,19 @@ def test_rolling_restarts_under_keep_alive_load_lose_nothing(cppcorn_process):
     assert load.losses == [], f"{len(load.losses)} of {load.sent} requests lost"
 
 
+@posix_only
+def test_workers_replaced_at_max_requests_under_keep_alive_load_lose_nothing(cppcorn_process):
+    server = start(cppcorn_process, "--workers", "2", "--limit-max-requests", "1000")
+    server.wait_count("Application startup complete.", 2, timeout=20)
+    with KeepAliveLoad(server.port) as load:
+        # Each worker answers about half: at least three replacements.
+        load.wait_answered(6000, timeout=30)
+        server.wait_count("Maximum request limit of 1000 exceeded. Terminating process.", 3, timeout=20)
+    server.send_signal(signal.SIGTERM)
+    server.wait_exit(20)
+    assert load.losses == [], f"{len(load.losses)} of {load.sent} requests lost"
+
+
 def test_last_response_survives_bytes_the_client_sent_after_it(cppcorn_process):
     """A `Connection: close` response, with more requests sent behind it
     (some held by the server, some still in its socket): closing with unread
