@@ -598,6 +598,39 @@ def test_deflate_no_context_takeover(shared, raw_ws):
     assert payloads[0] == payloads[1]
 
 
+# RFC 7692 7.2.3.3's example: "Hello" in a final (BFINAL) block, then the
+# 0x00 that starts an empty stored block, which the receiver's 00 00 ff ff
+# completes.
+HELLO_IN_A_FINAL_BLOCK = b"\xf3\x48\xcd\xc9\xc9\x07\x00\x00"
+
+
+@pytest.mark.parametrize("offer", ["permessage-deflate", "permessage-deflate; client_no_context_takeover"])
+def test_deflate_after_a_message_that_ends_its_stream(shared, raw_ws, offer):
+    """RFC 7692 7.2.3.3: a message may end with a DEFLATE block with BFINAL
+    set, which ends the stream. The messages after it are compressed in a
+    new stream, whose context the next ones may take over; none of them may
+    reach the application empty."""
+    client = raw_ws(shared.port)
+    client.connect(headers=[("Sec-WebSocket-Extensions", offer)])
+    decompressor = zlib.decompressobj(-12)
+
+    def echoed(payload: bytes) -> bytes:
+        client.send_frame(TEXT, payload, rsv1=True)
+        frame = client.recv_data_frame()
+        assert frame.opcode == TEXT and frame.rsv1, frame
+        return decompressor.decompress(frame.payload + b"\x00\x00\xff\xff")
+
+    assert echoed(HELLO_IN_A_FINAL_BLOCK) == b"Hello"
+    finished = zlib.compressobj(6, zlib.DEFLATED, -15)
+    assert echoed(finished.compress(b"finished stream") + finished.flush(zlib.Z_FINISH)) == b"finished stream"
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    text = b"a new stream, with a context " * 20
+    for _ in range(2):  # the second refers back into the first unless context takeover is off
+        if "no_context" in offer:
+            compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+        assert echoed(compressor.compress(text) + compressor.flush(zlib.Z_SYNC_FLUSH)[:-4]) == text
+
+
 @pytest.mark.parametrize(
     ("offer", "expected"),
     [

@@ -33,6 +33,7 @@ cdef class Deflate:
 
     cdef bytes compress(self, bytes payload)
     cdef bytes decompress(self, bytes payload, size_t max_size)
+    cdef object _new_decompressor(self)
 
 
 cdef enum WebSocketPhase:

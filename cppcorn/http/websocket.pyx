@@ -153,13 +153,30 @@ cdef class Deflate:
         return data[:len(data) - 4] if data.endswith(DEFLATE_TAIL) else data
 
     cdef bytes decompress(self, bytes payload, size_t max_size):
+        cdef bytes data, unused, rest
         if self.client_no_context_takeover or self.decompressor is None:
-            self.decompressor = zlib.decompressobj(-self.client_window_bits)
+            self.decompressor = self._new_decompressor()
         # Bounded: a small message must not inflate past the size limit.
         data = self.decompressor.decompress(payload + DEFLATE_TAIL, max_size + 1)
-        if len(data) > max_size or self.decompressor.unconsumed_tail:
+        while self.decompressor.eof:
+            # The message ended its DEFLATE stream with a final block (BFINAL
+            # set, RFC 7692 7.2.3.3): nothing can follow it in that stream,
+            # so the peer compresses what comes next in a new one, without
+            # the old window, and a new decompressor reads it. What followed
+            # the final block in this message (before the tail added above)
+            # is the start of that new stream.
+            unused = self.decompressor.unused_data
+            rest = unused[:len(unused) - 4] if len(unused) > 4 else EMPTY
+            self.decompressor = self._new_decompressor()
+            if not rest or <size_t>len(data) > max_size:
+                break
+            data += self.decompressor.decompress(rest + DEFLATE_TAIL, max_size + 1 - len(data))
+        if <size_t>len(data) > max_size or self.decompressor.unconsumed_tail:
             raise OverflowError()
         return data
+
+    cdef object _new_decompressor(self):
+        return zlib.decompressobj(-self.client_window_bits)
 
 
 def _parse_extension_offers(bytes header):
