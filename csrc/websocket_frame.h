@@ -163,4 +163,23 @@ static inline int cc_utf8_feed(cc_utf8_state *state, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* cc_utf8_feed() on bytes still masked: n bytes of a frame's payload that
+ * start `offset` bytes into it, as they sit in the read buffer. They are
+ * unmasked a block at a time on the stack, so that the text of a frame that
+ * has not arrived whole can be checked as it comes (RFC 6455 8.1: fail as
+ * soon as it cannot be valid) and the buffer is left as it was. */
+static inline int cc_utf8_feed_masked(cc_utf8_state *state, const uint8_t *src, size_t n, const uint8_t mask[4],
+                                      size_t offset) {
+    uint8_t block[512];
+    while (n > 0) {
+        size_t size = n < sizeof(block) ? n : sizeof(block);
+        cc_ws_unmask(block, src, size, mask, offset);
+        if (cc_utf8_feed(state, block, size)) return -1;
+        src += size;
+        offset += size;
+        n -= size;
+    }
+    return 0;
+}
+
 #endif /* CPPCORN_WEBSOCKET_FRAME_H */

@@ -1189,6 +1189,96 @@ def test_bad_input_fails_the_connection(shared, raw_ws, frames, code):
         assert after.recv(timeout=WAIT) == b"and a new one"
 
 
+@pytest.mark.parametrize(
+    ("violation", "code"),
+    [
+        (encode_frame(0x5, b"reserved opcode"), 1002),
+        (encode_frame(TEXT, b"bad \xff"), 1007),
+        (encode_frame(TEXT, b"unmasked", mask=False), 1002),
+    ],
+    ids=["reserved-opcode", "invalid-utf8", "unmasked"],
+)
+def test_message_before_a_violation_in_the_same_read_is_answered(shared, raw_ws, violation, code):
+    """A valid message and a protocol violation in one read (Autobahn 4.1.3
+    and its kin, strictly): the application gets the message, its reply goes
+    out, and then the connection fails with the violation's code."""
+    path, seen = shared.path()
+    client = raw_ws(shared.port)
+    client.connect(path)
+    client.send_raw(encode_frame(TEXT, b"Hello, world!") + violation + encode_frame(PING, b"after"))
+    reply = client.recv_frame()
+    assert (reply.opcode, reply.payload) == (TEXT, b"Hello, world!"), reply
+    close = client.recv_frame()  # the ping after the violation is not answered
+    assert (close.opcode, close.close_code) == (CLOSE, code), close
+    assert client.server_closed()
+    assert disconnect_code(seen) == code
+
+
+def test_violation_fails_the_connection_when_the_app_does_not_answer(serve, raw_ws):
+    """An application that does not ask for its next message after one that
+    came before a protocol violation does not keep the connection open."""
+    seen: queue.Queue = queue.Queue()
+    gate = Gate()
+
+    async def app(scope, receive, send):
+        await receive()
+        await send({"type": "websocket.accept"})
+        seen.put(await receive())
+        await gate.wait()  # busy with the message, not asking for the next
+        seen.put(await receive())
+
+    server = serve(app)
+    client = raw_ws(server.port)
+    client.connect()
+    client.send_raw(encode_frame(TEXT, b"first") + encode_frame(0x3, b""))
+    assert seen.get(timeout=WAIT)["text"] == "first"
+    assert client.recv_frame().close_code == 1002
+    assert client.server_closed()
+    gate.open()
+    assert seen.get(timeout=WAIT) == {"type": "websocket.disconnect", "code": 1002, "reason": "invalid opcode"}
+
+
+@pytest.mark.parametrize("fragmented", [False, True], ids=["single-frame", "continuation-frame"])
+def test_invalid_utf8_fails_before_the_frame_is_whole(shared, raw_ws, fragmented):
+    """RFC 6455 8.1 (Autobahn 6.4.3/6.4.4, fail fast): invalid UTF-8 in the
+    part of a text frame that has arrived fails the connection with 1007 at
+    once, without waiting for the rest of the frame."""
+    path, seen = shared.path()
+    client = raw_ws(shared.port)
+    client.connect(path)
+    client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    valid = "κόσμε".encode() * 2
+    payload = valid + b"\xed\xa0\x80" + b"x" * 200  # a surrogate: invalid at its second byte
+    if fragmented:
+        client.send_frame(TEXT, b"first fragment ", fin=False)
+        frame = encode_frame(CONT, payload)
+    else:
+        frame = encode_frame(TEXT, payload)
+    invalid_at = len(frame) - len(payload) + len(valid) + 1
+    client.send_raw(frame[: invalid_at - 2])  # valid so far, its last character cut in two
+    time.sleep(0.1)
+    client.send_raw(frame[invalid_at - 2 : invalid_at + 1])
+    close = client.recv_frame()  # the rest of the frame is never sent
+    assert (close.opcode, close.close_code) == (CLOSE, 1007), close
+    assert client.server_closed()
+    assert disconnect_code(seen) == 1007
+
+
+def test_valid_text_frame_arriving_in_pieces(shared, raw_ws):
+    """The incremental check of a frame in pieces: characters split across
+    reads, at every offset of the masking key, are fine."""
+    client = raw_ws(shared.port)
+    client.connect()
+    client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    text = "a€𝄞é" * 200
+    frame = encode_frame(TEXT, text.encode())
+    for start in range(0, len(frame), 997):
+        client.send_raw(frame[start : start + 997])
+        time.sleep(0.005)
+    reply = client.recv_data_frame()
+    assert reply.payload.decode() == text
+
+
 def test_negative_64_bit_length(shared, raw_ws):
     """A 64-bit length with its top bit set (forbidden by RFC 6455 5.2)."""
     path, seen = shared.path()

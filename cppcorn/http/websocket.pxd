@@ -37,9 +37,14 @@ cdef class Deflate:
 
 
 cdef enum WebSocketPhase:
+    # In this order: from FAILING on, no more frames are read.
     CONNECTING = 0      # the handshake waits for the application
     OPEN
     CLOSING             # our close frame is sent, the peer's awaited
+    # The peer broke the protocol after messages the application has not
+    # answered yet: no more is read, the application may still send, and the
+    # connection fails once it asks for the next message.
+    FAILING
     CLOSED
 
 
@@ -63,10 +68,19 @@ cdef class WebSocketProtocol(Connection):
     cdef list message_chunks
     cdef size_t message_size
     cdef cc_utf8_state utf8
+    # How much of the payload of the incomplete text frame at the start of
+    # the unparsed bytes has been validated as UTF-8 already.
+    cdef size_t frame_checked
     cdef object events                # collections.deque of ASGI messages
     cdef list waiters
     cdef bint connect_delivered
     cdef dict disconnect_message
+    # A message was delivered that the application has not answered yet: it
+    # has not asked for the next one since.
+    cdef bint message_unanswered
+    # FAILING: the close code and reason the connection fails with.
+    cdef int failure_code
+    cdef str failure_reason
 
     # Outgoing
     cdef bint close_sent
@@ -80,12 +94,13 @@ cdef class WebSocketProtocol(Connection):
                                        dict scope, RequestHead head)
     cdef int start(self, Connection http, bytes rest) except -1
     cdef size_t _parse(self, const unsigned char* data, size_t length) except? 0
-    cdef int _on_frame(self, int opcode, bint fin, bint rsv1, bytes payload) except -1
+    cdef int _on_frame(self, int opcode, bint fin, bint rsv1, bytes payload, size_t checked) except -1
     cdef int _on_message(self, int opcode, bytes payload, bint compressed) except -1
     cdef int _on_close_frame(self, bytes payload) except -1
     cdef int _deliver(self, dict message) except -1
     cdef int _disconnected(self, int code, str reason) except -1
     cdef int _fail(self, int code, str reason) except -1
+    cdef int _close_failed(self, int code, str reason) except -1
     cdef int _write_frame(self, int opcode, bytes payload, bint compress) except -1
     cdef int _send_close(self, int code, str reason) except -1
     cdef bint wants_reading_paused(self)

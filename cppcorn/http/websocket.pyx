@@ -3,8 +3,9 @@
 # Frames are read straight from the bytes each read brings (a partial frame
 # waits in a C buffer), unmasked in C into the bytes object the application
 # gets, and written with their header in one buffer. A message's text is
-# validated by Python's UTF-8 decoder; fragments are validated as they come
-# (RFC 6455 8.1: fail fast), by a small incremental validator in C.
+# validated by Python's UTF-8 decoder; fragments, and a text frame that has
+# not arrived whole, are validated as they come (RFC 6455 8.1: fail fast), by
+# a small incremental validator in C.
 import asyncio
 import base64
 import binascii
@@ -28,7 +29,7 @@ from cppcorn.includes.byte_buffer cimport cc_buffer_append, cc_buffer_free, cc_b
 from cppcorn.includes.compat cimport CC_TASKS_TAKE_CONTEXT
 from cppcorn.includes.websocket_frame cimport CC_WS_BINARY, CC_WS_CLOSE, CC_WS_CONTINUATION, CC_WS_PING, CC_WS_PONG
 from cppcorn.includes.websocket_frame cimport CC_WS_TEXT, cc_utf8_feed, cc_utf8_init, cc_ws_frame, cc_ws_parse_header
-from cppcorn.includes.websocket_frame cimport cc_ws_unmask, cc_ws_write_header
+from cppcorn.includes.websocket_frame cimport cc_utf8_feed_masked, cc_ws_unmask, cc_ws_write_header
 
 cdef enum:
     # Frames up to this size are written as one bytes object with their
@@ -38,6 +39,9 @@ cdef enum:
 # After sending a close frame, wait this long for the peer's before dropping
 # the connection (Uvicorn's close_timeout).
 cdef double CLOSE_TIMEOUT = 10.0
+# After a protocol error, how long the application has to answer the messages
+# that came before it (see _fail()).
+cdef double FAIL_GRACE = 1.0
 
 cdef object Context = contextvars.Context
 
@@ -386,6 +390,8 @@ cdef class WebSocketProtocol(Connection):
         elif self.phase == OPEN:
             # 1011 for a failure, a normal close for an app that just returned.
             self._send_close(1011 if exc is not None else 1000, "")
+        elif self.phase == FAILING:
+            self._close_failed(self.failure_code, self.failure_reason)
         return 0
 
     # -- asyncio.Protocol ------------------------------------------------
@@ -399,7 +405,7 @@ cdef class WebSocketProtocol(Connection):
         cdef size_t length, consumed
         if type(data) is not bytes:
             data = bytes(data)
-        if self.phase == CLOSED:
+        if self.phase >= FAILING:
             return
         pointer = <const unsigned char*>PyBytes_AS_STRING(data)
         length = <size_t>PyBytes_GET_SIZE(data)
@@ -413,14 +419,14 @@ cdef class WebSocketProtocol(Connection):
             return
         if self.inbuf.length == 0:
             consumed = self._parse(pointer, length)
-            if consumed < length and self.phase != CLOSED:
+            if consumed < length and self.phase < FAILING:
                 if cc_buffer_append(&self.inbuf, <const char*>(pointer + consumed), length - consumed):
                     raise MemoryError()
             return
         if cc_buffer_append(&self.inbuf, <const char*>pointer, length):
             raise MemoryError()
         consumed = self._parse(<const unsigned char*>self.inbuf.data, self.inbuf.length)
-        if self.phase == CLOSED:
+        if self.phase >= FAILING:
             self.inbuf.length = 0
         else:
             memmove(self.inbuf.data, self.inbuf.data + consumed, self.inbuf.length - consumed)
@@ -433,7 +439,11 @@ cdef class WebSocketProtocol(Connection):
         self.detach()
         if self.trace_prefix is not None:
             self.trace(self.settings.logger, "%sWebSocket connection lost")
-        if self.phase != CLOSED:
+        if self.phase == FAILING:
+            # Gone before the application answered: it hears of the failure.
+            self._disconnected(self.failure_code, self.failure_reason)
+            self.phase = CLOSED
+        elif self.phase != CLOSED:
             # Gone without a close frame. As Uvicorn: 1005 once the handshake
             # is done (RFC 6455 7.1.5 would say 1006), 1006 before it.
             self._disconnected(1006 if self.phase == CONNECTING else 1005, None)
@@ -448,9 +458,9 @@ cdef class WebSocketProtocol(Connection):
         cdef long header_length
         cdef cc_ws_frame frame
         cdef bytes payload
-        cdef size_t size
+        cdef size_t size, available, checked
         cdef size_t max_size = self.settings.max_size
-        while position < length and self.phase != CLOSED:
+        while position < length and self.phase < FAILING:
             header_length = cc_ws_parse_header(data + position, length - position, &frame)
             if header_length == 0:
                 break
@@ -502,15 +512,33 @@ cdef class WebSocketProtocol(Connection):
                            f"exceeds limit of {max_size} bytes")
                 break
             size = <size_t>frame.payload_length
-            if length - position - <size_t>header_length < size:
-                break  # wait for the rest of the frame
+            available = length - position - <size_t>header_length
+            if available < size:
+                # Wait for the rest of the frame. Text is checked as it comes
+                # (RFC 6455 8.1), not only once the frame is whole.
+                if available > self.frame_checked and not frame.rsv1 and (
+                        frame.opcode == CC_WS_TEXT or (
+                            frame.opcode == CC_WS_CONTINUATION and self.message_opcode == CC_WS_TEXT
+                            and not self.message_compressed)):
+                    if self.frame_checked == 0 and frame.opcode == CC_WS_TEXT:
+                        cc_utf8_init(&self.utf8)
+                    if cc_utf8_feed_masked(&self.utf8, data + position + header_length + self.frame_checked,
+                                           available - self.frame_checked, frame.mask, self.frame_checked):
+                        self._fail(1007, "")
+                        break
+                    self.frame_checked = available
+                break
             payload = PyBytes_FromStringAndSize(NULL, size)
             cc_ws_unmask(<uint8_t*>PyBytes_AS_STRING(payload), data + position + header_length, size, frame.mask, 0)
             position += <size_t>header_length + size
-            self._on_frame(frame.opcode, frame.fin, frame.rsv1, payload)
+            checked = self.frame_checked
+            self.frame_checked = 0
+            self._on_frame(frame.opcode, frame.fin, frame.rsv1, payload, checked)
         return position
 
-    cdef int _on_frame(self, int opcode, bint fin, bint rsv1, bytes payload) except -1:
+    cdef int _on_frame(self, int opcode, bint fin, bint rsv1, bytes payload, size_t checked) except -1:
+        """One whole frame; the first `checked` bytes of a text payload were
+        validated while the frame was arriving."""
         cdef size_t size = <size_t>PyBytes_GET_SIZE(payload)
         if opcode == CC_WS_PING:
             if self.phase == OPEN:
@@ -532,14 +560,15 @@ cdef class WebSocketProtocol(Connection):
             self.message_chunks = [payload]
             self.message_size = size
             if opcode == CC_WS_TEXT and not rsv1:
-                cc_utf8_init(&self.utf8)
-                if cc_utf8_feed(&self.utf8, <uint8_t*>PyBytes_AS_STRING(payload), size):
+                if not checked:
+                    cc_utf8_init(&self.utf8)
+                if cc_utf8_feed(&self.utf8, <uint8_t*>PyBytes_AS_STRING(payload) + checked, size - checked):
                     return self._fail(1007, "")
             return 0
         self.message_chunks.append(payload)
         self.message_size += size
         if self.message_opcode == CC_WS_TEXT and not self.message_compressed:
-            if cc_utf8_feed(&self.utf8, <uint8_t*>PyBytes_AS_STRING(payload), size):
+            if cc_utf8_feed(&self.utf8, <uint8_t*>PyBytes_AS_STRING(payload) + checked, size - checked):
                 return self._fail(1007, "")
         if not fin:
             return 0
@@ -596,9 +625,22 @@ cdef class WebSocketProtocol(Connection):
         return self._disconnected(code, reason)
 
     cdef int _fail(self, int code, str reason) except -1:
-        """Fail the connection for a protocol error (RFC 6455 7.1.7)."""
-        if self.phase == CLOSED:
+        """Fail the connection for a protocol error (RFC 6455 7.1.7). Messages
+        that came before the error (in the same read, or queued) and that the
+        application has not answered are answered first: it gets them, its
+        replies go out before the close frame, and the connection fails once
+        it asks for its next message (or returns, or after FAIL_GRACE)."""
+        if self.phase >= FAILING:
             return 0
+        if self.phase == OPEN and self.message_unanswered:
+            self.phase = FAILING
+            self.failure_code = code
+            self.failure_reason = reason
+            self.deadline = self.state.now + FAIL_GRACE
+            return self.update_reading()
+        return self._close_failed(code, reason)
+
+    cdef int _close_failed(self, int code, str reason) except -1:
         # Uvicorn logs nothing above DEBUG for a client's protocol error.
         self.settings.logger.debug("WebSocket connection failed with %d %r.", code, reason)
         if not self.close_sent:
@@ -611,6 +653,7 @@ cdef class WebSocketProtocol(Connection):
 
     cdef int _deliver(self, dict message) except -1:
         cdef object waiter
+        self.message_unanswered = True
         while self.waiters:
             waiter = self.waiters.pop(0)
             if not waiter.done():
@@ -645,6 +688,8 @@ cdef class WebSocketProtocol(Connection):
         messages behind."""
         if self.phase == CONNECTING:
             return self.inbuf.length > 0
+        if self.phase == FAILING:
+            return True
         return <size_t>len(self.events) >= self.settings.max_queue and self.phase == OPEN
 
     async def receive(self):
@@ -656,6 +701,10 @@ cdef class WebSocketProtocol(Connection):
             if self.reading_paused:
                 self.update_reading()
             return message
+        # The application has dealt with every message it was given.
+        self.message_unanswered = False
+        if self.phase == FAILING:
+            self._close_failed(self.failure_code, self.failure_reason)
         if self.disconnect_message is not None:
             return self.disconnect_message
         waiter = self.loop.create_future()
@@ -686,7 +735,7 @@ cdef class WebSocketProtocol(Connection):
                     "Expected ASGI message 'websocket.accept', 'websocket.close' or "
                     f"'websocket.http.response.start', but got '{message_type}'.")
             return
-        if self.phase != OPEN or self.close_sent:
+        if (self.phase != OPEN and self.phase != FAILING) or self.close_sent:
             raise ClientDisconnected("The WebSocket connection is closed.")
         if message_type == "websocket.send":
             data = message.get("bytes")
@@ -703,7 +752,7 @@ cdef class WebSocketProtocol(Connection):
                 self._write_frame(CC_WS_TEXT, (<str>text).encode("utf-8"), True)
             else:
                 raise RuntimeError("'websocket.send' needs exactly one of 'bytes' and 'text'.")
-            if self.writing_paused and self.phase == OPEN:
+            if self.writing_paused and (self.phase == OPEN or self.phase == FAILING):
                 # The client reads slower than the application writes.
                 await self.drained()
         elif message_type == "websocket.close":
@@ -713,6 +762,9 @@ cdef class WebSocketProtocol(Connection):
             # As Uvicorn: the application's next receive() is the disconnect,
             # with its own code and reason, whatever the peer answers.
             self._disconnected(code, reason)
+            if self.phase == FAILING:
+                # No answer is awaited from a peer that broke the protocol.
+                self._close_failed(self.failure_code, self.failure_reason)
         else:
             raise RuntimeError(
                 f"Expected ASGI message 'websocket.send' or 'websocket.close', but got '{message_type}'.")
@@ -822,6 +874,9 @@ cdef class WebSocketProtocol(Connection):
     # -- lifecycle -------------------------------------------------------
 
     cdef int on_deadline(self, double now) except -1:
+        if self.phase == FAILING:
+            # The application has not asked for its next message in time.
+            return self._close_failed(self.failure_code, self.failure_reason)
         if self.phase == CLOSING:
             # The application has had its disconnect since its close.
             self.phase = CLOSED
@@ -858,6 +913,8 @@ cdef class WebSocketProtocol(Connection):
             self.phase = CLOSED
             self.transport.close()
             self._disconnected(1012, None)
+        elif self.phase == FAILING:
+            self._close_failed(self.failure_code, self.failure_reason)
         elif self.phase == CONNECTING:
             self._reject(500, None, None)
 

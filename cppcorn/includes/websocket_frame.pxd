@@ -31,3 +31,4 @@ cdef extern from "websocket_frame.h" nogil:
 
     void cc_utf8_init(cc_utf8_state* state)
     int cc_utf8_feed(cc_utf8_state* state, const uint8_t* p, size_t n)
+    int cc_utf8_feed_masked(cc_utf8_state* state, const uint8_t* src, size_t n, const uint8_t* mask, size_t offset)
