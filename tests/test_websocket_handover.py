@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from tests.websocket_client import TEXT, encode_frame
 
 BIG = 8 * 1024 * 1024
@@ -32,12 +34,20 @@ async def app(scope, receive, send):
     await send({"type": "http.response.body", "body": body})
 
 
-def test_upgrade_pipelined_behind_a_slow_request(serve, raw_ws):
-    """Reading was paused while the slow response was under way; the
+@pytest.mark.parametrize("arrival", ["with-the-request", "while-answering"])
+def test_upgrade_pipelined_behind_a_slow_request(serve, raw_ws, arrival):
+    """Reading was paused while the slow response was under way (the upgrade
+    request came with the slow one, or in a read of its own meanwhile); the
     WebSocket connection reads again once the handshake is accepted."""
     server = serve(app)
     client = raw_ws(server.port)
-    client.send_raw(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n" + client.request("/ws"))
+    slow = b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+    if arrival == "with-the-request":
+        client.send_raw(slow + client.request("/ws"))
+    else:
+        client.send_raw(slow)
+        time.sleep(0.05)  # the application is sleeping in its 0.2 s
+        client.send_raw(client.request("/ws"))
     response = client.read_handshake()
     assert (response.status, client.read_body()) == (200, b"slow")
     assert client.read_handshake().status == 101
