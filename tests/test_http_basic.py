@@ -151,6 +151,18 @@ def test_http_1_0(serve, raw_client):
     assert client.read_response().body == b"Hello, world!"
 
 
+def test_http_1_0_gets_no_transfer_encoding_even_when_the_app_sends_it(serve, raw_client):
+    """HTTP/1.0 cannot read chunked (RFC 9112 6.1): the app's
+    `transfer-encoding: chunked` is not sent, the body is close-delimited."""
+    server = serve(simple_app(b"abc", headers=[(b"transfer-encoding", b"chunked")]))
+    client = raw_client(server.port)
+    client.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    response = client.read_response()
+    assert response.header("transfer-encoding") is None
+    assert response.header("connection") == "close"
+    assert response.body == b"abc"  # up to the close
+
+
 def test_upgrade_request_is_served_as_plain_http(serve, raw_client, caplog):
     """With WebSockets off (`--ws none`) an Upgrade request is an ordinary
     request (as Uvicorn does without a WebSocket library), with a warning;

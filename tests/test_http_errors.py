@@ -8,6 +8,7 @@ test ends by serving a normal request.
 
 from __future__ import annotations
 
+import http
 import logging
 import random
 import re
@@ -19,7 +20,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import Gate, RawClient, RawResponse, read_body, wait_until
+from tests.conftest import Gate, RawClient, RawResponse, read_body, simple_app, wait_until
 from tests.http_samples import MALFORMED, head_of_size
 
 OK_BODY = b"Hello, world!"
@@ -95,26 +96,29 @@ def assert_serves(server, raw_client) -> None:
     assert_ok(client.read_response())
 
 
-def read_error_response(client: RawClient, status: int, reason: str, body: bytes | None = None) -> RawResponse:
+def read_error_response(
+    client: RawClient, status: int, reason: str, body: bytes | None = None, head_request: bool = False
+) -> RawResponse:
     """Read the server's own plain-text error response (whose body is the
-    reason, unless `body` says otherwise): then the connection is closed,
-    with nothing more sent."""
-    response = client.read_response()
+    reason, unless `body` says otherwise; the head alone, with the same
+    Content-Length, to a HEAD request): then the connection is closed, with
+    nothing more sent."""
+    response = client.read_response(head_request)
     body = reason.encode() if body is None else body
     assert (response.status, response.reason) == (status, reason)
     assert response.header("content-type") == "text/plain; charset=utf-8"
     assert response.header("content-length") == str(len(body))
     assert response.header("connection") == "close"
     assert response.header("transfer-encoding") is None
-    assert response.body == body
+    assert response.body == (b"" if head_request else body)
     assert client.is_closed()
     assert client.buffer == b""
     return response
 
 
-def read_bad_request(client: RawClient) -> RawResponse:
+def read_bad_request(client: RawClient, head_request: bool = False) -> RawResponse:
     """`read_error_response` for the 400 that answers a request that cannot be parsed."""
-    return read_error_response(client, 400, "Bad Request", BAD_REQUEST_BODY)
+    return read_error_response(client, 400, "Bad Request", BAD_REQUEST_BODY, head_request)
 
 
 def assert_refusal_logged(caplog: pytest.LogCaptureFixture, warning: str) -> None:
@@ -675,6 +679,29 @@ INVALID_MESSAGES = {
     "header-value-nul": ([start(headers=[(b"x-a", b"1\x002")]), body()], r"header value", "500"),
     "header-value-del": ([start(headers=[(b"x-a", b"1\x7f")]), body()], r"header value", "500"),
     "header-name-str": ([start(headers=[("x-a", b"1")]), body()], r"bytes", "500"),
+    # Framing the app gets wrong never goes on the wire (issue 17, defect 7).
+    "status-103": ([start(status=103), body(b"ok")], r"\b103\b.*informational", "500"),
+    "status-199": ([start(status=199), body(b"ok")], r"\b199\b.*informational", "500"),
+    "content-lengths-conflicting": (
+        [start(headers=[*CL2, (b"content-length", b"3")]), body(b"ok")],
+        r"Conflicting Content-Length",
+        "500",
+    ),
+    "content-length-over-int64": (
+        [start(headers=[(b"content-length", b"9999999999999999999")]), body(b"ok")],
+        r"Invalid Content-Length",
+        "500",
+    ),
+    "transfer-encoding-chunked-then-gzip": (
+        [start(headers=[(b"transfer-encoding", b"chunked"), (b"transfer-encoding", b"gzip")]), body(b"ok")],
+        r"More than one Transfer-Encoding",
+        "500",
+    ),
+    "transfer-encoding-gzip": (
+        [start(headers=[(b"transfer-encoding", b"gzip")]), body(b"ok")],
+        r"Unsupported Transfer-Encoding b'gzip'",
+        "500",
+    ),
     "body-str": ([start(headers=CL2), body("ok")], r"bytes", "closed"),
     "body-longer-than-content-length": (
         [start(headers=CL2), body(b"abc")],
@@ -735,6 +762,111 @@ def test_invalid_asgi_messages(serve, raw_client, logs):
         assert loop_errors(logs) == []
 
     check_cases(INVALID_MESSAGES, check)
+
+
+def test_repeated_content_length_beside_chunked_goes_out_chunked_only(serve, raw_client):
+    """`content-length: 3` twice and `transfer-encoding: chunked`: one framing
+    on the wire (chunked, RFC 9112 6.3), and the connection goes on."""
+    headers = [(b"content-length", b"3"), (b"content-length", b"3"), (b"transfer-encoding", b"chunked")]
+    server = serve(serving_root(simple_app(b"abc", headers=headers)))
+    client = raw_client(server.port)
+    for _ in range(2):
+        client.send(b"GET /framed HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = client.read_response()
+        assert response.header_list("transfer-encoding") == ["chunked"]
+        assert response.header("content-length") is None
+        assert response.body == b"abc"
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert_ok(client.read_response())
+
+
+# -- 10. HEAD requests and the server's own errors --------------------------
+# The head alone, as for any response to HEAD (RFC 9110 9.3.2), with the
+# Content-Length the body would have; then the close.
+
+HEAD_REFUSALS = {
+    "malformed-header": (b"HEAD / HTTP/1.1\r\nHost x\r\n\r\n", 400, INVALID_REQUEST),
+    "broken-chunk": (
+        b"HEAD / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        400,
+        INVALID_REQUEST,
+    ),
+    "head-too-large": (
+        b"HEAD / HTTP/1.1\r\nHost: x\r\nX-Huge: " + b"a" * 4 * HEAD_LIMIT + b"\r\n\r\n",
+        431,
+        refused_with(431),
+    ),
+    "unsupported-coding": (
+        b"HEAD / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        501,
+        refused_with(501),
+    ),
+    "http-2": (b"HEAD / HTTP/2.0\r\nHost: x\r\n\r\n", 505, refused_with(505)),
+}
+
+
+def test_head_request_refused_by_the_server_gets_no_body(serve, raw_client, logs):
+    server = serve(app, limit_request_header_size=HEAD_LIMIT)
+
+    def check(name, case):
+        data, status, warning = case
+        logs.clear()
+        client = raw_client(server.port)
+        client.send(data)
+        body = BAD_REQUEST_BODY if status == 400 else None  # else the reason phrase
+        read_error_response(client, status, http.HTTPStatus(status).phrase, body, head_request=True)
+        assert_refusal_logged(logs, warning)
+        assert_serves(server, raw_client)
+
+    check_cases(HEAD_REFUSALS, check)
+
+
+def test_malformed_request_after_a_head_request_gets_its_body(serve, raw_client):
+    """The 400 to a request after a HEAD one is not taken for the HEAD's."""
+    server = serve(app)
+    client = raw_client(server.port)
+    client.send(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\ngarbage\r\n\r\n")
+    assert client.read_response(head_request=True).status == 200
+    read_bad_request(client)
+
+
+def test_half_sent_head_request_gets_408_without_body(serve, raw_client):
+    server = serve(app, timeout_request_headers=0.5)
+    client = raw_client(server.port)
+    client.send(b"HEAD / HTTP/1.1\r\nHost: x\r\n")
+    read_error_response(client, 408, "Request Timeout", head_request=True)
+
+
+def test_head_request_whose_app_fails_gets_500_without_body(serve, raw_client, logs):
+    """An exception, a return without a response, a 1xx refused: the 500
+    is the head alone."""
+
+    async def failing(scope, receive, send):
+        if scope["path"] == "/raise":
+            raise AppFailure("boom")
+        if scope["path"] == "/103":
+            await send(start(status=103))
+
+    server = serve(serving_root(failing))
+    for path in ("/raise", "/return", "/103"):
+        client = raw_client(server.port)
+        client.send(b"HEAD %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+        read_error_response(client, 500, "Internal Server Error", head_request=True)
+    assert len(tracebacks(logs)) == 2
+    assert error_logs(logs, logging.ERROR)[1] == "ASGI callable returned without starting response."
+
+
+def test_head_request_over_the_concurrency_limit_gets_503_without_body(serve, raw_client):
+    gate = Gate()
+    server = serve(gated_app(gate), limit_concurrency=1)
+    first = raw_client(server.port)
+    first.send(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert gate.entered.wait(5)
+    second = raw_client(server.port)
+    second.send(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+    read_error_response(second, 503, "Service Unavailable", head_request=True)
+    gate.open()
+    assert_ok(first.read_response())
 
 
 # -- fuzz ------------------------------------------------------------------

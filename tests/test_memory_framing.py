@@ -15,7 +15,7 @@ import contextlib
 
 import pytest
 
-from tests.http_samples import GET
+from tests.http_samples import GET, error_response
 
 HEAD = b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -243,6 +243,73 @@ def test_app_chunked_and_content_length_sends_chunked_only(harness, headers):
     assert conn.received == b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n5\r\ndefgh\r\n0\r\n\r\n"
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"content-length", b"3"), (b"content-length", b"3"), (b"transfer-encoding", b"chunked")],
+        [(b"content-length", b"3"), (b"transfer-encoding", b"chunked"), (b"content-length", b"3")],
+        [(b"transfer-encoding", b"chunked"), (b"content-length", b"3"), (b"content-length", b"3")],
+    ],
+    ids=["lengths-first", "chunked-between", "chunked-first"],
+)
+def test_repeated_content_length_beside_chunked_is_dropped_whole(harness, headers):
+    conn = harness.connect(sending(start(headers=[(b"x-a", b"1"), *headers, (b"x-b", b"2")]), body(b"abc")))
+    conn.send(GET + GET)
+    expected = b"HTTP/1.1 200 OK\r\nx-a: 1\r\nx-b: 2\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    assert conn.received == expected * 2
+    assert not conn.closed
+
+
+def test_identical_content_lengths_go_out_once(harness):
+    """RFC 9110 8.6 lets a recipient take identical values as one; the
+    server sends one (as h11 does)."""
+    lengths = [(b"content-length", b"3"), (b"Content-Length", b" 3")]
+    conn = harness.connect(sending(start(headers=lengths), body(b"abc")))
+    conn.send(GET)
+    assert conn.received == b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabc"
+    assert not conn.closed
+
+
+SERVER_ERROR = error_response(500, b"Internal Server Error", b"Internal Server Error")
+
+
+@pytest.mark.parametrize(
+    ("headers", "error"),
+    [
+        ([(b"content-length", b"3"), (b"content-length", b"4")], "Conflicting Content-Length"),
+        ([(b"content-length", b"3, 3")], "Invalid Content-Length"),
+        ([(b"content-length", b"-1")], "Invalid Content-Length"),
+        ([(b"content-length", b"9223372036854775808")], "Invalid Content-Length"),
+        ([(b"transfer-encoding", b"chunked"), (b"transfer-encoding", b"gzip")], "More than one Transfer-Encoding"),
+        ([(b"transfer-encoding", b"chunked"), (b"transfer-encoding", b"chunked")], "More than one Transfer-Encoding"),
+        ([(b"transfer-encoding", b"gzip")], "Unsupported Transfer-Encoding"),
+        ([(b"transfer-encoding", b"gzip, chunked")], "Unsupported Transfer-Encoding"),
+        ([(b"transfer-encoding", b"chunked, gzip")], "Unsupported Transfer-Encoding"),
+    ],
+    ids=[
+        "two-lengths",
+        "length-list",
+        "negative-length",
+        "length-over-int64",
+        "chunked-then-gzip",
+        "chunked-twice",
+        "gzip",
+        "gzip-chunked",
+        "chunked-gzip",
+    ],
+)
+def test_ambiguous_framing_from_the_app_is_refused(harness, headers, error):
+    """Headers that would frame the response two ways never go out: send()
+    raises, and the app's error is answered with 500 and the close."""
+    errors = []
+    conn = harness.connect(sending(start(headers=headers), body(b"abc"), errors=errors))
+    conn.send(GET + GET)
+    assert len(errors) == 1
+    assert errors[0].startswith(error)
+    assert conn.received == SERVER_ERROR
+    assert conn.closed
+
+
 # -- HEAD ----------------------------------------------------------------------
 
 
@@ -278,10 +345,10 @@ def test_head_then_get_pipelined(harness):
 # -- statuses without a body ---------------------------------------------------
 
 
-@pytest.mark.parametrize("status", [204, 304, 103, 199])
+@pytest.mark.parametrize("status", [204, 304])
 def test_status_without_body(harness, status):
-    """204, 304 and 1xx: no body bytes, no framing headers added; body bytes
-    the app sends are dropped; the connection stays usable."""
+    """204 and 304: no body bytes, no framing headers added; body bytes the
+    app sends are dropped; the connection stays usable."""
     conn = harness.connect(sending(start(status, [(b"etag", b'"x"')]), body(b"dropped", True), body(b"too")))
     conn.send(GET)
     head = conn.received
@@ -291,6 +358,37 @@ def test_status_without_body(harness, status):
     assert b"content-length" not in head
     assert b"connection" not in head
     assert not conn.closed
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_chunked_from_the_app_sends_no_chunks_without_a_body(harness, status):
+    """Its Transfer-Encoding stays on a 304 (the framing a 200 would have)
+    but never on a 204 (RFC 9112 6.1)."""
+    conn = harness.connect(sending(start(status, [(b"transfer-encoding", b"chunked")]), body(b"dropped")))
+    conn.send(GET + GET)
+    framing = b"transfer-encoding: chunked\r\n" if status == 304 else b""
+    head = b"HTTP/1.1 %d %s\r\n%s\r\n" % (status, b"No Content" if status == 204 else b"Not Modified", framing)
+    assert conn.received == head * 2
+    assert not conn.closed
+
+
+def test_head_of_an_app_chunked_response_keeps_its_framing_without_chunks(harness):
+    conn = harness.connect(sending(start(headers=[(b"transfer-encoding", b"chunked")]), body(b"dropped")))
+    conn.send(HEAD)
+    assert conn.received == b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+    assert not conn.closed
+
+
+@pytest.mark.parametrize("status", [100, 101, 103, 199])
+def test_informational_status_is_refused(harness, status):
+    """A 1xx is never a final response: sent as one, the client would take
+    the next response for this one's. send() raises; 500 and the close."""
+    errors = []
+    conn = harness.connect(sending(start(status), body(b"abc"), errors=errors))
+    conn.send(GET + GET)
+    assert errors == [f"ASGI 'http.response.start' status {status} is informational, not a final response."]
+    assert conn.received == SERVER_ERROR
+    assert conn.closed
 
 
 def test_304_keeps_the_content_length_of_the_representation(harness):
@@ -319,13 +417,6 @@ def test_http_1_0_with_content_length(harness):
     assert conn.closed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="suspected bug: an app's own `Transfer-Encoding: chunked` is honoured for an HTTP/1.0 "
-    "client (chunk framing, connection kept alive), which cannot read chunked (RFC 9112 6.1: a "
-    "server MUST NOT send Transfer-Encoding unless the request is HTTP/1.1; README: close-delimited "
-    "instead of chunked for HTTP/1.0)",
-)
 def test_http_1_0_gets_no_chunked_framing_even_when_the_app_asks(harness):
     conn = harness.connect(sending(start(headers=[(b"transfer-encoding", b"chunked")]), body(b"ok")))
     conn.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")

@@ -91,6 +91,9 @@ cdef class RequestParser:
     @staticmethod
     cdef RequestParser create(void* owner, ParserCallbacks callbacks, size_t max_head_size)
     cdef ParseResult feed(self, const char* data, size_t length, size_t* consumed) except? PARSE_ERROR
+    # The head being read is a HEAD request's (its method is read): an
+    # error response to it gets no body.
+    cdef bint reading_head_request(self)
 
     # Callback bodies (the llhttp callbacks are module-level C functions).
     # Each returns 0 to go on, or 1 after _refuse() to stop with an error.

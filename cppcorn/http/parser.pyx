@@ -260,6 +260,11 @@ cdef class RequestParser:
         consumed[0] = length
         return PARSE_ERROR
 
+    cdef bint reading_head_request(self):
+        # llhttp keeps the previous message's method until it reads this
+        # one's, which it has once the request target begins.
+        return self._in_head and self._target_length != 0 and self._parser.method == llhttp.HTTP_HEAD
+
     cdef HeaderSpan* _span(self, size_t index):
         return &(<HeaderSpan*>self._spans.data)[index]
 

@@ -94,3 +94,4 @@ cdef class HttpProtocol(Connection):
     cdef int _request_finished(self) except -1
     cdef int _start_websocket(self, const char* rest, size_t length) except -1
     cdef int _parse_error(self) except -1
+    cdef bint _head_request(self)

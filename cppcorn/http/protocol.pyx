@@ -490,7 +490,15 @@ cdef class HttpProtocol(Connection):
             if cycle.send_state != SEND_START:
                 self.transport.close()
                 return 0
-        return send_error_response(self, status)
+        return send_error_response(self, status, None, self._head_request())
+
+    cdef bint _head_request(self):
+        """Whether the request a server error answers is a HEAD request (the
+        error gets no body): the current request's, once its head is in,
+        else the one being read."""
+        if self.cycle is not None:
+            return self.writer.is_head
+        return self.parser.reading_head_request()
 
     # -- lifecycle -------------------------------------------------------
 
@@ -503,7 +511,7 @@ cdef class HttpProtocol(Connection):
         elif self.phase == PHASE_IDLE:
             self.transport.close()
         elif self.phase == PHASE_HEAD:
-            send_error_response(self, 408)
+            send_error_response(self, 408, None, self._head_request())
         return 0
 
     def shutdown(self):

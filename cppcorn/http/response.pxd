@@ -22,8 +22,8 @@ cdef class OutputBuffer:
 
 cdef struct HeadInfo:
     # What the application's own headers say about framing.
-    int64_t content_length      # -1 when the application gave none
-    bint chunked                # Transfer-Encoding: chunked
+    int64_t content_length      # -1 when the application gave none (or chunked)
+    bint chunked                # Transfer-Encoding: chunked (its line not copied)
     bint connection_close       # Connection: close
     bint has_connection         # any Connection header
 
@@ -36,10 +36,13 @@ cdef list TEXT_PLAIN     # the content-type of plain responses
 
 # A plain response (a refusal, an error, a WebSocket handshake denied)
 # written whole, after which the connection closes: `headers` are ASGI
-# header pairs; content-length is added unless they have one.
-cdef int send_plain_response(Connection connection, int status, list headers, bytes body) except -1
+# header pairs; content-length is added unless they have one. `head_only`
+# for a HEAD request: the same head, without the body.
+cdef int send_plain_response(Connection connection, int status, list headers, bytes body,
+                             bint head_only=*) except -1
 # The same with the short text/plain body cppcorn answers `status` with.
-cdef int send_error_response(Connection connection, int status, list extra_headers=*) except -1
+cdef int send_error_response(Connection connection, int status, list extra_headers=*,
+                             bint head_only=*) except -1
 
 
 cdef class ResponseWriter:

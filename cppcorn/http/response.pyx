@@ -2,7 +2,7 @@
 import http
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport INT64_MAX, int64_t, uint64_t
 from libc.string cimport memchr, memcmp, memmove
 
 from cppcorn.http.connection cimport Connection
@@ -117,8 +117,13 @@ cdef inline int check_header_part(object part) except -1:
 
 cdef int write_headers(OutputBuffer out, object headers, HeadInfo* info) except -1:
     """Append the application's headers (names lower-cased, each validated)
-    and note what they say about framing. A Content-Length beside
-    Transfer-Encoding: chunked is dropped, as RFC 9112 6.3 asks."""
+    and note what they say about framing, refusing (RuntimeError) headers
+    that would frame the response two ways. The server owns the transfer
+    framing: the only Transfer-Encoding accepted is one `chunked` field,
+    which is noted here and not copied (the writer adds its own where it
+    applies), and a Content-Length beside it is dropped, as RFC 9112 6.3
+    asks. A Content-Length repeated with the same value goes out once
+    (RFC 9110 8.6); different values are refused."""
     cdef object pair
     cdef bytes name, value
     cdef const char* name_data
@@ -127,9 +132,10 @@ cdef int write_headers(OutputBuffer out, object headers, HeadInfo* info) except 
     cdef const char* token
     cdef const char* stripped
     cdef const char* comma
-    cdef size_t name_length, value_length, token_length, rest
+    cdef size_t name_length, value_length, line_length, token_length, rest
     cdef uint64_t content_length
-    cdef size_t length_line_start = 0, length_line_end = 0
+    # Where the Content-Length line went, to drop it if chunked comes later.
+    cdef size_t length_line_start = 0, length_line_length = 0
     info.content_length = -1
     info.chunked = False
     info.connection_close = False
@@ -158,9 +164,10 @@ cdef int write_headers(OutputBuffer out, object headers, HeadInfo* info) except 
         name_length = <size_t>PyBytes_GET_SIZE(name)
         value_data = PyBytes_AS_STRING(value)
         value_length = <size_t>PyBytes_GET_SIZE(value)
+        line_length = name_length + value_length + 4
         # The line is written past the buffer's end first (validated as it
         # is copied) and kept by advancing the length, or dropped by not.
-        out.reserve(name_length + value_length + 4)
+        out.reserve(line_length)
         line = out.buf.data + out.buf.length
         if not cc_copy_token_lower(line, name_data, name_length):
             raise RuntimeError(f"Invalid HTTP header name {name!r}.")
@@ -172,37 +179,27 @@ cdef int write_headers(OutputBuffer out, object headers, HeadInfo* info) except 
         line[name_length + 3 + value_length] = b'\n'
 
         if name_length == 14 and memcmp(line, b"content-length", 14) == 0:
-            if cc_parse_content_length(value_data, value_length, &content_length) != 0:
+            if (cc_parse_content_length(value_data, value_length, &content_length) != 0
+                    or content_length > <uint64_t>INT64_MAX):
                 raise RuntimeError(f"Invalid Content-Length header value {value!r}.")
-            if info.content_length >= 0 and <uint64_t>info.content_length != content_length:
-                raise RuntimeError("Conflicting Content-Length headers in the response.")
-            if info.chunked:
+            if info.content_length >= 0:
+                if <uint64_t>info.content_length != content_length:
+                    raise RuntimeError("Conflicting Content-Length headers in the response.")
                 continue
             info.content_length = <int64_t>content_length
             length_line_start = out.buf.length
+            length_line_length = line_length
         elif name_length == 17 and memcmp(line, b"transfer-encoding", 17) == 0:
+            if info.chunked:
+                raise RuntimeError("More than one Transfer-Encoding header in the response.")
             token_length = value_length
             token = cc_strip_ows(value_data, &token_length)
-            # The final coding decides the framing.
-            comma = token
-            rest = token_length
-            while True:
-                comma = <const char*>memchr(token, b',', rest)
-                if comma == NULL:
-                    break
-                rest -= <size_t>(comma - token) + 1
-                token = comma + 1
-            token_length = rest
-            token = cc_strip_ows(token, &token_length)
-            if cc_equals_lower(token, token_length, b"chunked", 7):
-                info.chunked = True
-                if length_line_end > length_line_start:
-                    # Drop the Content-Length line written earlier (this
-                    # line, not yet kept, moves with the bytes after it).
-                    memmove(out.buf.data + length_line_start, out.buf.data + length_line_end,
-                            out.buf.length + name_length + value_length + 4 - length_line_end)
-                    out.buf.length -= length_line_end - length_line_start
-                    length_line_end = length_line_start
+            if not cc_equals_lower(token, token_length, b"chunked", 7):
+                raise RuntimeError(
+                    f"Unsupported Transfer-Encoding {value!r} in the response: "
+                    "the server frames the body, only 'chunked' is accepted.")
+            info.chunked = True
+            continue
         elif name_length == 10 and memcmp(line, b"connection", 10) == 0:
             info.has_connection = True
             token = value_data
@@ -219,13 +216,18 @@ cdef int write_headers(OutputBuffer out, object headers, HeadInfo* info) except 
                 rest -= <size_t>(comma - token) + 1
                 token = comma + 1
 
-        out.buf.length += name_length + value_length + 4
-        if length_line_start and length_line_end < length_line_start:
-            length_line_end = out.buf.length
+        out.buf.length += line_length
+    if info.chunked and length_line_length:
+        memmove(out.buf.data + length_line_start, out.buf.data + length_line_start + length_line_length,
+                out.buf.length - length_line_start - length_line_length)
+        out.buf.length -= length_line_length
+    if info.chunked:
+        info.content_length = -1
     return 0
 
 
-cdef int send_plain_response(Connection connection, int status, list headers, bytes body) except -1:
+cdef int send_plain_response(Connection connection, int status, list headers, bytes body,
+                             bint head_only=False) except -1:
     cdef OutputBuffer out
     cdef HeadInfo info
     if connection.transport is None or connection.is_closing():
@@ -237,15 +239,17 @@ cdef int send_plain_response(Connection connection, int status, list headers, by
     if info.content_length < 0:
         out.append_bytes(b"content-length: %d\r\n" % len(body))
     out.append_bytes(b"connection: close\r\n\r\n")
-    out.append_bytes(body)
+    if not head_only:
+        out.append_bytes(body)
     connection.write_from(out.buf.data, out.buf.length)
     return connection.linger_close()
 
 
-cdef int send_error_response(Connection connection, int status, list extra_headers=None) except -1:
+cdef int send_error_response(Connection connection, int status, list extra_headers=None,
+                             bint head_only=False) except -1:
     return send_plain_response(
         connection, status, TEXT_PLAIN if extra_headers is None else TEXT_PLAIN + extra_headers,
-        ERROR_BODIES.get(status, ERROR_BODIES[400]))
+        ERROR_BODIES.get(status, ERROR_BODIES[400]), head_only)
 
 
 cdef class ResponseWriter:
@@ -278,7 +282,7 @@ cdef class Http11Writer(ResponseWriter):
     """HTTP/1.1 framing: the head is held in the output buffer until the
     first body message, so that a small response leaves in one write;
     Content-Length is enforced, chunked encoding added where the length is
-    unknown, HEAD/1xx/204/304 responses carry no body; and the keep-alive
+    unknown, HEAD/204/304 responses carry no body (a 1xx is refused); and the keep-alive
     decision: the request's, the application's `Connection: close`, and
     HTTP/1.0's rules."""
 
@@ -299,26 +303,35 @@ cdef class Http11Writer(ResponseWriter):
         out.buf.length = 0
         write_status_line(out, status)
         code = status
+        if code < 200:
+            # ASGI has no informational responses here; sent as the final
+            # one, the client would take the next response for this one's.
+            raise RuntimeError(
+                f"ASGI 'http.response.start' status {code} is informational, not a final response.")
         out.append_bytes(self.connection.state.default_headers)
         write_headers(out, headers, &info)
-        self.no_body = self.is_head or code < 200 or code == 204 or code == 304
+        self.no_body = self.is_head or code == 204 or code == 304
         self.chunked = False
         self.content_remaining = -1
         if info.connection_close:
             self.keep_alive = False
-        if info.chunked:
-            self.chunked = not self.no_body
-        elif info.content_length >= 0:
+        if info.content_length >= 0:
             if not self.no_body:
                 self.content_remaining = info.content_length
         elif not self.no_body:
+            # The length is unknown (or the app asked for chunked).
             if self.http_1_0:
-                # An HTTP/1.0 client cannot read chunked: the end of the body
-                # is the end of the connection.
+                # An HTTP/1.0 client cannot read chunked (RFC 9112 6.1: no
+                # Transfer-Encoding for it): the end of the body is the end
+                # of the connection.
                 self.keep_alive = False
             else:
                 self.chunked = True
                 out.append_bytes(CHUNKED_HEADER)
+        elif info.chunked and not self.http_1_0 and code != 204:
+            # A HEAD or 304 response keeps the framing the app gave (RFC
+            # 9112 6.1: never in a 204).
+            out.append_bytes(CHUNKED_HEADER)
         if not self.keep_alive:
             if not info.connection_close:
                 out.append_bytes(CLOSE_HEADER)
@@ -395,7 +408,7 @@ cdef class Http11Writer(ResponseWriter):
     cdef int refuse(self, int status) except -1:
         self.keep_alive = False
         self.connection.state.count_request()
-        return send_error_response(self.connection, status)
+        return send_error_response(self.connection, status, None, self.is_head)
 
     cdef int abandon(self) except -1:
         self.keep_alive = False
