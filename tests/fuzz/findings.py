@@ -79,7 +79,10 @@ KNOWN_DEFECTS: dict[int, Callable[[Finding], bool]] = {
         f.invariant in ("kept-alive-after-close", "differential-kept-alive", "not-closed")
         and _context(f, "http_version") == "1.0"
     ),
-    5: lambda f: f.invariant.startswith("differential") and _context(f, "method") == "CONNECT",
+    5: lambda f: (
+        f.invariant.startswith("differential")
+        and (_context(f, "method") == "CONNECT" or bool(_context(f, "after_connect")))
+    ),
     6: lambda f: f.invariant.startswith("differential") and _context(f, "host_count") not in (None, 1),
     7: lambda f: _context(f, "app_kind") in ("/bad-dup-cl", "/bad-cl-te", "/bad-te-gzip", "/bad-1xx"),
     8: lambda f: f.invariant == "head-body" and bool(_context(f, "head_server_error")),

@@ -134,7 +134,15 @@ def check_http_responses(case: HttpCase, app: FuzzApp, conn: MemoryConnection, s
                 raise CaseFailed("misframed-response", f"written: {response.raw_head!r}", **context)
             if request.http_version == "1.0" and response.framing == "chunked":
                 raise CaseFailed("chunked-to-1.0", f"{response.raw_head!r}", **context)
-            if not response.complete and request.kind not in CUT_SHORT and case.ending != "disconnect":
+            # Cut short is right when the app fails mid-response or the request body turned out malformed
+            # after the response started (the server can only close then).
+            body_failed = not request.complete
+            if (
+                not response.complete
+                and request.kind not in CUT_SHORT
+                and case.ending != "disconnect"
+                and not body_failed
+            ):
                 raise CaseFailed("cut-short", f"response {index} cut short: {response.raw[:300]!r}", **context)
         elif sequence is not None or response.status < 400:
             raise CaseFailed("order", f"response {index} for no request the app saw: {response.raw_head!r}", **context)
