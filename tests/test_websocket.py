@@ -631,6 +631,21 @@ def test_deflate_after_a_message_that_ends_its_stream(shared, raw_ws, offer):
         assert echoed(compressor.compress(text) + compressor.flush(zlib.Z_SYNC_FLUSH)[:-4]) == text
 
 
+def test_deflate_after_an_empty_compressed_message(shared, raw_ws):
+    """A compressed message whose payload is empty (all a sync flush of
+    nothing leaves once its 00 00 ff ff is removed) is an empty message;
+    the messages after it decompress in the same context."""
+    client = raw_ws(shared.port)
+    client.connect(headers=[("Sec-WebSocket-Extensions", "permessage-deflate")])
+    decompressor = zlib.decompressobj(-12)
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    for text in (b"before", b"", b"after", b"after"):
+        client.send_frame(TEXT, (compressor.compress(text) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4], rsv1=True)
+        frame = client.recv_data_frame()
+        assert frame.opcode == TEXT, frame
+        assert decompressor.decompress(frame.payload + b"\x00\x00\xff\xff") == text
+
+
 @pytest.mark.parametrize(
     ("offer", "expected"),
     [

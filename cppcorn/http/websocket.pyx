@@ -158,6 +158,11 @@ cdef class Deflate:
 
     cdef bytes decompress(self, bytes payload, size_t max_size):
         cdef bytes data, unused, rest
+        if not payload:
+            # An empty message (a compressor's output minus the 00 00 ff ff
+            # it ends with). The tail alone would open a stored block that
+            # the next message's bytes would be read into.
+            return EMPTY
         if self.client_no_context_takeover or self.decompressor is None:
             self.decompressor = self._new_decompressor()
         # Bounded: a small message must not inflate past the size limit.

@@ -13,17 +13,22 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.http_harness import QUIET_ITERATIONS
+
 # Paths whose application frames its response wrongly (issue 17 defect 7):
-# the server must refuse them (500 if nothing was sent), never write them.
+# none may leave mis-framed. The server owns the transfer framing: an app's
+# `chunked` beside Content-Length is framed chunked alone (RFC 9112 6.3), and
+# the rest is refused (500 if nothing was sent).
 MISFRAMING = {
     "/bad-dup-cl": (200, [(b"content-length", b"3"), (b"content-length", b"3"), (b"transfer-encoding", b"chunked")]),
     "/bad-cl-te": (200, [(b"content-length", b"3"), (b"transfer-encoding", b"chunked")]),
     "/bad-te-gzip": (200, [(b"transfer-encoding", b"chunked"), (b"transfer-encoding", b"gzip")]),
     "/bad-1xx": (103, [(b"content-length", b"3")]),
 }
+FRAMED_BY_THE_SERVER = {"/bad-dup-cl", "/bad-cl-te"}
 # Paths whose application fails on purpose before it responds (the server
 # answers 500 itself) or in the middle of a response (the server closes).
-FAILS_BEFORE = {"/fail-before"} | set(MISFRAMING)
+FAILS_BEFORE = {"/fail-before"} | (set(MISFRAMING) - FRAMED_BY_THE_SERVER)
 CUT_SHORT = {"/fail-after", "/short"}
 
 
@@ -97,13 +102,14 @@ class FuzzApp:
                     seen.body += message.get("body", b"")
                     seen.complete = not message.get("more_body", False)
 
+        if kind in MISFRAMING:
+            await read_body()
+            status, headers = MISFRAMING[kind]
+            await send({"type": "http.response.start", "status": status, "headers": [seq, *headers]})
+            await send({"type": "http.response.body", "body": b"abc"})
+            return
         if kind in FAILS_BEFORE:
             await read_body()
-            if kind in MISFRAMING:
-                status, headers = MISFRAMING[kind]
-                await send({"type": "http.response.start", "status": status, "headers": [seq, *headers]})
-                await send({"type": "http.response.body", "body": b"abc"})
-                return
             raise FuzzAppError("failing before the response, on purpose")
         if kind == "/ignore":
             await send({"type": "http.response.start", "status": 200, "headers": [seq, (b"content-length", b"2")]})
@@ -116,7 +122,10 @@ class FuzzApp:
             await send({"type": "http.response.body", "body": bytes(seen.body[:100])})
             return
         if kind == "/slow":
-            for _ in range(30):
+            # Still running when what is pipelined behind it arrives; fewer
+            # turns than the harness's QUIET_ITERATIONS, so that settle()
+            # waits for it.
+            for _ in range(QUIET_ITERATIONS // 2):
                 await asyncio.sleep(0)
         await read_body()
         if kind == "/empty":

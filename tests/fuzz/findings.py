@@ -65,12 +65,6 @@ def _context(finding: Finding, key: str) -> object:
 
 # defect number -> does this finding show that defect? (issue 17's list)
 KNOWN_DEFECTS: dict[int, Callable[[Finding], bool]] = {
-    1: lambda f: (
-        f.invariant in ("ws-messages", "hang")
-        and bool(_context(f, "pipelined_before_upgrade"))
-        and _context(f, "received_none") is not False
-    ),
-    2: lambda f: f.invariant in ("leftover-tasks", "callback-error") and bool(_context(f, "pipelined_before_upgrade")),
     4: lambda f: (
         f.invariant in ("kept-alive-after-close", "differential-kept-alive", "not-closed")
         and bool(_context(f, "transfer_encoding_in_1_0"))
@@ -84,10 +78,6 @@ KNOWN_DEFECTS: dict[int, Callable[[Finding], bool]] = {
         and (_context(f, "method") == "CONNECT" or bool(_context(f, "after_connect")))
     ),
     6: lambda f: f.invariant.startswith("differential") and _context(f, "host_count") not in (None, 1),
-    7: lambda f: _context(f, "app_kind") in ("/bad-dup-cl", "/bad-cl-te", "/bad-te-gzip", "/bad-1xx"),
-    8: lambda f: f.invariant == "head-body" and bool(_context(f, "head_server_error")),
-    9: lambda f: f.invariant == "ws-messages" and bool(_context(f, "lost_after_bfinal")),
-    10: lambda f: f.invariant in ("ws-reply-dropped", "ws-utf8-not-failed-early"),
 }
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from cppcorn.http.websocket import WebSocketSettings
 
-from tests.fuzz.apps import CUT_SHORT, FAILS_BEFORE, MISFRAMING, FuzzApp, FuzzAppError
+from tests.fuzz.apps import CUT_SHORT, FAILS_BEFORE, FRAMED_BY_THE_SERVER, MISFRAMING, FuzzApp, FuzzAppError
 from tests.fuzz.findings import CaseFailed, Finding, classify
 from tests.fuzz.http_gen import HttpCase, generate_http_case
 from tests.fuzz.wire import Incomplete, Violation, read_response, read_server_frames
@@ -130,6 +130,9 @@ def check_http_responses(case: HttpCase, app: FuzzApp, conn: MemoryConnection, s
                                      **context)  # fmt: skip
             elif sequence != str(index):
                 raise CaseFailed("order", f"response {index} answers request {sequence}", **context)
+            elif request.kind in FRAMED_BY_THE_SERVER:
+                if response.framing == "content-length" or response.body != (b"" if head else b"abc"):
+                    raise CaseFailed("misframed-response", f"written: {response.raw!r}", **context)
             elif request.kind in MISFRAMING:
                 raise CaseFailed("misframed-response", f"written: {response.raw_head!r}", **context)
             if request.http_version == "1.0" and response.framing == "chunked":
