@@ -811,6 +811,15 @@ def test_oversized_trailer_section_in_pieces_gets_431():
     assert caught.value.status == 431
 
 
+def test_trailer_section_within_the_limit_over_several_pieces_is_tolerated():
+    """Raw bytes of a trailer section spread over reads are counted once."""
+    parser, recorder = make_parser(max_head_size=100)
+    pieces = [CHUNKED_POST + b"2\r\nhi\r\n0\r\n", b"X-T: " + b"a" * 40, b"a" * 40, b"\r\n\r\n"]  # 89 bytes
+    for piece in pieces:
+        assert parser.parse(piece) == len(piece)
+    assert recorder.events[-1] == ("complete",)
+
+
 def test_trailer_whitespace_padding_over_several_pieces_is_bounded():
     parser, _ = make_parser(max_head_size=100)
     parser.parse(CHUNKED_POST + b"0\r\nX: ")

@@ -238,6 +238,10 @@ cdef class RequestParser:
     cdef ParseResult feed(self, const char* data, size_t length, size_t* consumed) except? PARSE_ERROR:
         cdef llhttp.llhttp_errno_t err
         cdef size_t offset = 0
+        # Inside a trailer section from the first byte on: every byte of this
+        # read is a trailer byte.
+        cdef bint all_trailer = self._parser.flags & llhttp.F_TRAILING
+        cdef size_t trailer_bytes = self._raw_head_bytes
         if self.error_status != 0:
             # Refused already (llhttp itself may not know, as for a 431 from
             # the raw byte count below): nothing more is parsed.
@@ -249,16 +253,19 @@ cdef class RequestParser:
             err = llhttp.llhttp_execute(&self._parser, data + offset, length - offset)
             if err == llhttp.HPE_OK:
                 consumed[0] = length
-                if self._in_head or self._parser.flags & llhttp.F_TRAILING:
-                    # A header (or trailer) section spread over several
-                    # reads: count the raw bytes too, so that padding llhttp
-                    # skips is bounded.
+                if self._in_head:
+                    # A header section spread over several reads: count the
+                    # raw bytes too, so that padding llhttp skips is bounded.
                     self._raw_head_bytes += length - offset
                     if self._raw_head_bytes > self._max_head_size:
-                        if self._in_head:
-                            self._refuse(431, "Request header section too large")
-                        else:
-                            self._refuse(431, "Request trailer section too large")
+                        self._refuse(431, "Request header section too large")
+                        return PARSE_ERROR
+                elif all_trailer:
+                    # The same for a trailer section, whose fields
+                    # _append_field() counted: the raw bytes replace them.
+                    self._raw_head_bytes = trailer_bytes + length - offset
+                    if self._raw_head_bytes > self._max_head_size:
+                        self._refuse(431, "Request trailer section too large")
                         return PARSE_ERROR
                 return PARSE_NEED_MORE
             if err == llhttp.HPE_PAUSED:
@@ -270,6 +277,7 @@ cdef class RequestParser:
                 # a CONNECT: _headers_complete() frames that as any request.)
                 offset = <size_t>(llhttp.llhttp_get_error_pos(&self._parser) - data)
                 llhttp.llhttp_resume_after_upgrade(&self._parser)
+                all_trailer = False
                 continue
             if err == llhttp.HPE_PAUSED_H2_UPGRADE:
                 # The HTTP/2 connection preface ("PRI * HTTP/2.0").
