@@ -52,4 +52,13 @@ MALFORMED = {
     # Identical duplicates: llhttp refuses any repeated Content-Length (RFC 9112
     # allows either refusing or merging; refusing is the safe choice).
     "identical-content-lengths": b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab",
+    "content-length-then-chunked": (
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    ),
+    # HTTP/0.9's simple request, no valid request-line today (RFC 9112 3).
+    "no-http-version": b"GET /\r\nHost: x\r\n\r\n",
+    # Exactly one Host (RFC 9112 3.2; HTTP/1.0 may omit it, not repeat it).
+    "http-1.1-without-host": b"GET / HTTP/1.1\r\n\r\n",
+    "two-host-fields": b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    "http-1.0-two-host-fields": b"GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n",
 }

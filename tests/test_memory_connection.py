@@ -131,12 +131,6 @@ def test_http_1_0_keep_alive_when_asked(harness):
         assert not conn.closed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="suspected bug: an HTTP/1.0 request with Transfer-Encoding is answered and the "
-    "connection kept alive (`connection: keep-alive`); RFC 9112 6.1: the server MUST treat its "
-    "framing as faulty and close the connection after processing it (request smuggling)",
-)
 def test_http_1_0_request_with_transfer_encoding_closes_after_it(harness):
     app = PathApp()
     conn = harness.connect(app)
@@ -144,8 +138,45 @@ def test_http_1_0_request_with_transfer_encoding_closes_after_it(harness):
         b"POST /te HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"5\r\nhello\r\n0\r\n\r\n" + get("/next", b"Connection: keep-alive", version=b"1.0")
     )
-    assert app.calls in ([], ["/te"])  # answered (or refused), and nothing after it
-    assert b"keep-alive" not in conn.received
+    assert app.calls == ["/te"]  # answered, and nothing after it
+    assert conn.response().header("connection") == "close"
+    assert conn.closed
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        (b"Connection: keep-alive, close",),
+        (b"Connection: close, keep-alive",),
+        (b"Connection: keep-alive", b"Connection: close"),
+    ],
+    ids=["keep-alive-then-close", "close-then-keep-alive", "two-fields"],
+)
+def test_http_1_0_close_wins_over_keep_alive(harness, fields):
+    app = PathApp()
+    conn = harness.connect(app)
+    conn.send(get("/first", *fields, version=b"1.0") + get("/second", b"Connection: keep-alive", version=b"1.0"))
+    assert conn.response().header("connection") == "close"
+    assert app.calls == ["/first"]
+    assert conn.closed
+
+
+def test_connect_body_is_its_body_and_the_connection_closes_after_it(harness):
+    """ASGI has no tunnel: bytes after a CONNECT head are framed as its body
+    (here they look like a request), and nothing after it is parsed."""
+    bodies = []
+
+    async def app(scope, receive, send):
+        bodies.append((scope["method"], (await receive())["body"]))
+        await send({"type": "http.response.start", "status": 405, "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+
+    smuggled = b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+    conn = harness.connect(app)
+    conn.send(b"CONNECT /x HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(smuggled) + smuggled + GET)
+    response = conn.response()
+    assert (response.status, response.header("connection")) == (405, "close")
+    assert bodies == [("CONNECT", smuggled)]
     assert conn.closed
 
 
@@ -376,12 +407,6 @@ def test_next_pipelined_request_gets_its_own_header_deadline(harness):
     assert conn.closed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="suspected bug: once the response to a request whose body is still incomplete is sent "
-    "(the app answered without reading it), no deadline is armed: a client that then goes silent "
-    "holds the connection open forever (Uvicorn starts its keep-alive timer at the response's end)",
-)
 def test_silent_client_after_a_response_to_an_unfinished_body_is_closed(harness):
     server = harness.server(PathApp(), timeout_keep_alive=5.0, timeout_request_headers=30.0)
     conn = server.connect()
@@ -389,6 +414,22 @@ def test_silent_client_after_a_response_to_an_unfinished_body_is_closed(harness)
     assert conn.response().body == b"/"
     server.advance(1000)
     assert conn.closed
+
+
+def test_client_still_sending_the_body_after_the_response_is_not_cut_off(harness):
+    """The deadline after such a response counts from the client's last body
+    bytes: a slow body that keeps coming completes, and the connection goes on."""
+    server = harness.server(PathApp(), timeout_keep_alive=5.0, timeout_request_headers=30.0)
+    conn = server.connect()
+    conn.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nab")
+    assert conn.response().body == b"/"
+    for piece in (b"cd", b"ef"):
+        server.advance(4)
+        conn.send(piece)
+    assert not conn.closed
+    conn.send(get("/next"))
+    assert conn.response().body == b"/next"
+    assert not conn.closed
 
 
 def test_no_deadline_while_the_app_runs(harness):

@@ -224,11 +224,6 @@ def test_malformed_request_split_across_reads(harness, split):
     [b"GET / HTTP/1.1\r\n\r\n", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"],
     ids=["no-host", "two-hosts"],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="suspected bug (or a deliberate Uvicorn-httptools compatibility): an HTTP/1.1 request "
-    "without a Host header, or with two, is served; RFC 9112 3.2: a server MUST respond 400",
-)
 def test_http_1_1_request_needs_exactly_one_host(harness, data):
     app = CountingApp()
     conn = harness.connect(app)

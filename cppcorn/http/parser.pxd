@@ -30,7 +30,9 @@ cdef class RequestHead:
     cdef readonly list headers          # [(lower-cased name, value)], in order
     cdef readonly bint http_1_0
     cdef readonly bint is_head          # a HEAD request: no response body
-    cdef readonly bint keep_alive       # the client keeps the connection
+    # The connection stays open after this request: the client's Connection
+    # tokens and version allow it, and its framing is not suspect.
+    cdef readonly bint keep_alive
     cdef readonly bint expect_continue  # Expect: 100-continue
     # The Upgrade header's value when the request asks to switch protocols
     # (Connection: upgrade), else None.
@@ -80,6 +82,7 @@ cdef class RequestParser:
     cdef size_t _span_count
     cdef bint _in_value
     cdef bint _in_head
+    cdef bint _has_version      # the request line had an HTTP version
     # Raw bytes of a header section spread over several reads, then of the
     # trailer section: both bounded by _max_head_size.
     cdef size_t _raw_head_bytes

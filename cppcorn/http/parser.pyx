@@ -1,7 +1,7 @@
 # The HTTP/1.1 request parser over llhttp. See parser.pxd for the shape.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_DecodeUTF8
-from libc.stdint cimport uint8_t
+from libc.stdint cimport uint8_t, uint16_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memchr, memcmp, memcpy
 
@@ -106,6 +106,13 @@ cdef int _on_url(llhttp.llhttp_t* p, const char* at, size_t length) noexcept:
     return _dispatch(p, EVENT_TARGET, at, length)
 
 
+cdef int _on_version(llhttp.llhttp_t* p, const char* at, size_t length) noexcept:
+    # llhttp takes a request line without a version for HTTP/0.9: this tells
+    # that from an explicit "HTTP/0.9".
+    (<RequestParser>p.data)._has_version = True
+    return 0
+
+
 cdef int _on_header_field(llhttp.llhttp_t* p, const char* at, size_t length) noexcept:
     return _dispatch(p, EVENT_FIELD_NAME, at, length)
 
@@ -130,6 +137,7 @@ cdef llhttp.llhttp_settings_t SETTINGS
 llhttp.llhttp_settings_init(&SETTINGS)
 SETTINGS.on_message_begin = _on_message_begin
 SETTINGS.on_url = _on_url
+SETTINGS.on_version = _on_version
 SETTINGS.on_header_field = _on_header_field
 SETTINGS.on_header_value = _on_header_value
 SETTINGS.on_headers_complete = _on_headers_complete
@@ -189,6 +197,10 @@ cdef class RequestParser:
                 or cc_buffer_init(&self._spans, INITIAL_SPAN_CAPACITY * sizeof(HeaderSpan))):
             raise MemoryError()
         llhttp.llhttp_init(&self._parser, llhttp.HTTP_REQUEST, &SETTINGS)
+        # Any one-digit major.minor version gets through llhttp, so that
+        # _check_headers() answers 505 for HTTP/3.0 and serves HTTP/1.2 as
+        # 1.1 (RFC 9110 2.5), where llhttp would refuse both with 400.
+        llhttp.llhttp_set_lenient_version(&self._parser, 1)
         self._parser.data = <void*>self
         self._request_head = RequestHead.__new__(RequestHead)
 
@@ -226,6 +238,15 @@ cdef class RequestParser:
     cdef ParseResult feed(self, const char* data, size_t length, size_t* consumed) except? PARSE_ERROR:
         cdef llhttp.llhttp_errno_t err
         cdef size_t offset = 0
+        # Inside a trailer section from the first byte on: every byte of this
+        # read is a trailer byte.
+        cdef bint all_trailer = self._parser.flags & llhttp.F_TRAILING
+        cdef size_t trailer_bytes = self._raw_head_bytes
+        if self.error_status != 0:
+            # Refused already (llhttp itself may not know, as for a 431 from
+            # the raw byte count below): nothing more is parsed.
+            consumed[0] = length
+            return PARSE_ERROR
         if llhttp.llhttp_get_errno(&self._parser) == llhttp.HPE_PAUSED:
             llhttp.llhttp_resume(&self._parser)
         while True:
@@ -239,16 +260,28 @@ cdef class RequestParser:
                     if self._raw_head_bytes > self._max_head_size:
                         self._refuse(431, "Request header section too large")
                         return PARSE_ERROR
+                elif all_trailer:
+                    # The same for a trailer section, whose fields
+                    # _append_field() counted: the raw bytes replace them.
+                    self._raw_head_bytes = trailer_bytes + length - offset
+                    if self._raw_head_bytes > self._max_head_size:
+                        self._refuse(431, "Request trailer section too large")
+                        return PARSE_ERROR
                 return PARSE_NEED_MORE
             if err == llhttp.HPE_PAUSED:
                 consumed[0] = <size_t>(llhttp.llhttp_get_error_pos(&self._parser) - data)
                 return PARSE_MESSAGE_END
             if err == llhttp.HPE_PAUSED_UPGRADE:
                 # An Upgrade request we serve as plain HTTP (the message is
-                # already complete): carry on parsing HTTP after it.
+                # already complete): carry on parsing HTTP after it. (Never
+                # a CONNECT: _headers_complete() frames that as any request.)
                 offset = <size_t>(llhttp.llhttp_get_error_pos(&self._parser) - data)
                 llhttp.llhttp_resume_after_upgrade(&self._parser)
+                all_trailer = False
                 continue
+            if err == llhttp.HPE_PAUSED_H2_UPGRADE:
+                # The HTTP/2 connection preface ("PRI * HTTP/2.0").
+                self._refuse(505, "HTTP version not supported")
             break
         if self._callback_exception is not None:
             exc = self._callback_exception
@@ -280,6 +313,7 @@ cdef class RequestParser:
         self._spans.length = 0
         self._in_value = True  # so that the first field name opens a span
         self._in_head = True
+        self._has_version = False
         self._raw_head_bytes = 0
         return 0
 
@@ -343,6 +377,10 @@ cdef class RequestParser:
         cdef size_t token_length
         cdef HeaderSpan* span
         if self._parser.http_major != 1:
+            if not self._has_version:
+                # "GET /": HTTP/0.9's simple request, no valid request-line
+                # today (RFC 9112 3).
+                return self._refuse(400, "Request line without an HTTP version")
             return self._refuse(505, "HTTP version not supported")
         # The head on the wire: "METHOD target HTTP/1.1\r\n", each field
         # as "name: value\r\n", and the blank line.
@@ -379,6 +417,7 @@ cdef class RequestParser:
     cdef int _headers_complete(self) except -1:
         """The header section is in: hand the owner the request head."""
         cdef RequestHead head = self._request_head
+        cdef uint16_t flags = self._parser.flags
         if self._check_headers():
             return 1
         self._in_head = False
@@ -387,9 +426,28 @@ cdef class RequestParser:
         head.http_version = self._http_version()
         head.http_1_0 = self._parser.http_minor == 0
         head.is_head = self._parser.method == llhttp.HTTP_HEAD
-        head.keep_alive = llhttp.llhttp_should_keep_alive(&self._parser)
+        # The keep-alive decision is ours (llhttp_should_keep_alive() lets
+        # HTTP/1.0's keep-alive win over close): llhttp's flags say which
+        # Connection tokens came, in any order, in any number of fields.
+        if flags & llhttp.F_CONNECTION_CLOSE:
+            head.keep_alive = False  # close wins (RFC 9112 9.6)
+        elif head.http_1_0:
+            # Transfer-Encoding in HTTP/1.0 is faulty framing: answered, and
+            # the connection closed after it (RFC 9112 6.1).
+            head.keep_alive = (flags & llhttp.F_CONNECTION_KEEP_ALIVE) and not (flags & llhttp.F_TRANSFER_ENCODING)
+        else:
+            head.keep_alive = True
+        if self._parser.method == llhttp.HTTP_CONNECT:
+            # ASGI has no tunnel. llhttp would end a CONNECT at its head and
+            # leave what follows to another protocol; the server would then
+            # read a body sent with it as the next request. Framed like any
+            # request (its body reaches the application, as h11 frames
+            # it), and the connection's last: no byte after it is parsed.
+            self._parser.upgrade = 0
+            head.keep_alive = False
+        if self._build_headers(head):
+            return 1
         self._build_target(head)
-        self._build_headers(head)
         if not self._parser.upgrade:
             head.upgrade = None
         self._callbacks.on_head(self._owner, head)
@@ -402,17 +460,20 @@ cdef class RequestParser:
         return ""
 
     cdef str _http_version(self):
-        if self._parser.http_minor == 1:
-            return HTTP_1_1
+        # HTTP/1.2 and later minors are served as 1.1, the highest this
+        # server implements (RFC 9110 2.5); _check_headers() refused other
+        # majors.
         if self._parser.http_minor == 0:
             return HTTP_1_0
-        return f"{self._parser.http_major}.{self._parser.http_minor}"
+        return HTTP_1_1
 
     cdef int _build_headers(self, RequestHead head) except -1:
         """The header fields as the ASGI scope wants them: a list of
         (lower-cased name, value) bytes pairs in arrival order; and the few
-        fields the server itself acts on."""
+        fields the server itself acts on. Refuses a request without exactly
+        one Host (RFC 9112 3.2: HTTP/1.0 may omit it)."""
         cdef size_t i, value_length
+        cdef size_t host_fields = 0
         cdef const char* name
         cdef const char* value
         cdef HeaderSpan* span
@@ -431,7 +492,9 @@ cdef class RequestParser:
             name_obj = header_name(name, span.name_length)
             value_obj = PyBytes_FromStringAndSize(value, value_length)
             headers.append((name_obj, value_obj))
-            if span.name_length == 6 and memcmp(name, b"expect", 6) == 0:
+            if span.name_length == 4 and memcmp(name, b"host", 4) == 0:
+                host_fields += 1
+            elif span.name_length == 6 and memcmp(name, b"expect", 6) == 0:
                 head.expect_continue = cc_equals_lower(value, value_length, b"100-continue", 12)
             elif span.name_length == 7 and memcmp(name, b"upgrade", 7) == 0:
                 head.upgrade = value_obj
@@ -442,6 +505,10 @@ cdef class RequestParser:
                     forwarded_for.append(value_obj)
             elif span.name_length == 17 and memcmp(name, b"x-forwarded-proto", 17) == 0:
                 head.forwarded_proto = value_obj
+        if host_fields > 1:
+            return self._refuse(400, "More than one Host header field")
+        if host_fields == 0 and not head.http_1_0:
+            return self._refuse(400, "HTTP/1.1 request without a Host header field")
         if forwarded_for is not None:
             head.forwarded_for = FORWARDED_FOR_SEPARATOR.join(forwarded_for)
         head.headers = headers

@@ -334,6 +334,11 @@ cdef class HttpProtocol(Connection):
     cdef int on_body(self, const char* data, size_t length) except -1:
         if self.cycle is not None:
             self.cycle.add_body(data, length)
+        if self.deadline != 0.0:
+            # Armed in this phase only once the response is out (see
+            # on_response_complete()): the client is idle only when it
+            # stops sending the rest of the body.
+            self.arm_deadline(self.settings.timeout_keep_alive)
         return 0
 
     cdef int on_message_complete(self) except -1:
@@ -422,7 +427,12 @@ cdef class HttpProtocol(Connection):
         """The writer has sent the current response's last byte."""
         if self.phase == PHASE_RESPONSE:
             return self._request_finished()
-        # The rest of the request body is still to be read, and dropped.
+        # The rest of the request body is still to be read, and dropped. A
+        # client that stops sending it holds the connection as an idle one
+        # does: the keep-alive deadline applies (Uvicorn's keep-alive timer
+        # starts at the response's end too). A last response lingers instead.
+        if not self.is_closing():
+            self.arm_deadline(self.settings.timeout_keep_alive)
         return self.update_reading()
 
     cdef int _finish_if_answered(self) except -1:
@@ -504,11 +514,12 @@ cdef class HttpProtocol(Connection):
 
     cdef int on_deadline(self, double now) except -1:
         """Close the connection: idle keep-alive connections (and draining
-        ones) quietly, a request head that is too slow with 408, one that
+        ones) quietly, and those whose client stopped sending a body after
+        its response; a request head that is too slow with 408; one that
         lingers after its last response for good."""
         if self.lingering:
             self.transport.close()
-        elif self.phase == PHASE_IDLE:
+        elif self.phase == PHASE_IDLE or self.phase == PHASE_BODY:
             self.transport.close()
         elif self.phase == PHASE_HEAD:
             send_error_response(self, 408, None, self._head_request())

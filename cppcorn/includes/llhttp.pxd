@@ -24,6 +24,7 @@ cdef extern from "llhttp.h":
     ctypedef struct llhttp_settings_t:
         llhttp_cb on_message_begin
         llhttp_data_cb on_url
+        llhttp_data_cb on_version
         llhttp_data_cb on_header_field
         llhttp_data_cb on_header_value
         llhttp_cb on_headers_complete
@@ -34,21 +35,26 @@ cdef extern from "llhttp.h":
         HPE_OK
         HPE_PAUSED
         HPE_PAUSED_UPGRADE
+        HPE_PAUSED_H2_UPGRADE
 
     ctypedef enum llhttp_type_t:
         HTTP_REQUEST
 
     enum:
+        F_CONNECTION_KEEP_ALIVE
+        F_CONNECTION_CLOSE
         F_CHUNKED
+        F_TRAILING
         F_TRANSFER_ENCODING
 
     enum:
         HTTP_HEAD
+        HTTP_CONNECT
 
     void llhttp_init(llhttp_t* parser, llhttp_type_t type, const llhttp_settings_t* settings)
     void llhttp_settings_init(llhttp_settings_t* settings)
     llhttp_errno_t llhttp_execute(llhttp_t* parser, const char* data, size_t length)
-    int llhttp_should_keep_alive(const llhttp_t* parser)
+    void llhttp_set_lenient_version(llhttp_t* parser, int enabled)
     void llhttp_resume(llhttp_t* parser)
     void llhttp_resume_after_upgrade(llhttp_t* parser)
     llhttp_errno_t llhttp_get_errno(const llhttp_t* parser)
