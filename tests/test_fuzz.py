@@ -1,7 +1,6 @@
 """The bounded CI run of the fuzzer (tests/fuzz/): fixed seed sets, about a
-minute in all. A failure prints the reproducers; findings that are issue 17
-defects not fixed yet (tests/fuzz/findings.py KNOWN_DEFECTS) do not fail.
-`python -m tests.fuzz --minutes N` is the longer run."""
+minute in all. A failure prints the reproducers. `python -m tests.fuzz
+--minutes N` is the longer run."""
 
 from __future__ import annotations
 
@@ -20,9 +19,8 @@ DIFFERENTIAL_SEEDS = 1200
 SOCKET_SECONDS = 8.0
 
 
-def assert_no_new_findings(findings) -> None:
-    new = [finding for finding in findings if finding.known_defect is None]
-    assert not new, "\n".join(finding.reproducer() for finding in new[:5])
+def assert_no_findings(findings) -> None:
+    assert not findings, "\n".join(finding.reproducer() for finding in findings[:5])
 
 
 @pytest.mark.timeout(120)
@@ -32,7 +30,7 @@ def test_inprocess_fuzz(loop):
     counts, findings = fuzz(range(offset, offset + INPROCESS_SEEDS), loop=loop)
     assert counts.cases == 2 * INPROCESS_SEEDS
     assert counts.requests and counts.messages  # the generators reach the application
-    assert_no_new_findings(findings)
+    assert_no_findings(findings)
 
 
 @pytest.mark.timeout(120)
@@ -40,7 +38,7 @@ def test_differential_fuzz():
     result = RunResult()
     differential_findings(iter(range(DIFFERENTIAL_SEEDS)), deadline=float("inf"), result=result)
     assert result.differential_cases == DIFFERENTIAL_SEEDS and result.differential_requests
-    assert_no_new_findings(result.findings)
+    assert_no_findings(result.findings)
 
 
 @pytest.mark.timeout(60)
@@ -48,4 +46,4 @@ def test_differential_fuzz():
 def test_socket_fuzz():
     counts, findings = fuzz_sockets(7, deadline=time.monotonic() + SOCKET_SECONDS)
     assert counts.batches >= 1 and counts.connections
-    assert_no_new_findings(findings)
+    assert_no_findings(findings)

@@ -802,6 +802,8 @@ HEAD_REFUSALS = {
         refused_with(501),
     ),
     "http-2": (b"HEAD / HTTP/2.0\r\nHost: x\r\n\r\n", 505, refused_with(505)),
+    "no-host": (b"HEAD / HTTP/1.1\r\n\r\n", 400, INVALID_REQUEST),
+    "two-hosts": (b"HEAD / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, INVALID_REQUEST),
 }
 
 

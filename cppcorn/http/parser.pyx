@@ -420,8 +420,6 @@ cdef class RequestParser:
         cdef uint16_t flags = self._parser.flags
         if self._check_headers():
             return 1
-        self._in_head = False
-        self._raw_head_bytes = 0
         head.method = self._method()
         head.http_version = self._http_version()
         head.http_1_0 = self._parser.http_minor == 0
@@ -450,6 +448,9 @@ cdef class RequestParser:
         self._build_target(head)
         if not self._parser.upgrade:
             head.upgrade = None
+        # Still in the head while it can be refused (reading_head_request()).
+        self._in_head = False
+        self._raw_head_bytes = 0
         self._callbacks.on_head(self._owner, head)
         return 0
 

@@ -1,16 +1,10 @@
 """What a fuzz run reports: a `Finding` (which invariant broke, on which
-case, with the bytes to reproduce it), the issue-17 defects a finding is
-already known as, and the reproducer files.
-
-KNOWN_DEFECTS maps a defect number of issue 17 to a test on a finding, so
-that the CI run stays meaningful on a tree where those defects are not fixed
-yet: an entry goes once its fix is merged. It is kept small on purpose.
-"""
+case, with the bytes to reproduce it), and the reproducer files. Every
+finding is a defect: a fixed one becomes a regression test of its own."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,17 +30,16 @@ class Finding:
     reads: list[int] = field(default_factory=list)
     ending: str = ""
     context: dict = field(default_factory=dict)
-    known_defect: int | None = None
 
-    def signature(self) -> tuple[str, str, int | None]:
+    def signature(self) -> tuple[str, str]:
         """What makes two findings the same defect, for counting distinct ones."""
-        return (self.mode, self.invariant, self.known_defect)
+        return (self.mode, self.invariant)
 
     def reproducer(self) -> str:
         shown = self.data if len(self.data) <= 4000 else self.data[:4000] + b"...(%d bytes)" % len(self.data)
         return (
             f"[{self.mode}] {self.invariant}: {self.message}\n  case: {self.case}\n"
-            f"  known defect: {self.known_defect}\n  bytes: {shown!r}\n"
+            f"  bytes: {shown!r}\n"
         )
 
     def write(self, directory: Path) -> Path:
@@ -57,33 +50,3 @@ class Finding:
         record["context"] = {key: repr(value) for key, value in self.context.items()}
         path.write_text(json.dumps(record, indent=1))
         return path
-
-
-def _context(finding: Finding, key: str) -> object:
-    return finding.context.get(key)
-
-
-# defect number -> does this finding show that defect? (issue 17's list)
-KNOWN_DEFECTS: dict[int, Callable[[Finding], bool]] = {
-    4: lambda f: (
-        f.invariant in ("kept-alive-after-close", "differential-kept-alive", "not-closed")
-        and bool(_context(f, "transfer_encoding_in_1_0"))
-    ),
-    3: lambda f: (
-        f.invariant in ("kept-alive-after-close", "differential-kept-alive", "not-closed")
-        and _context(f, "http_version") == "1.0"
-    ),
-    5: lambda f: (
-        f.invariant.startswith("differential")
-        and (_context(f, "method") == "CONNECT" or bool(_context(f, "after_connect")))
-    ),
-    6: lambda f: f.invariant.startswith("differential") and _context(f, "host_count") not in (None, 1),
-}
-
-
-def classify(finding: Finding) -> Finding:
-    for number, shows in KNOWN_DEFECTS.items():
-        if shows(finding):
-            finding.known_defect = number
-            break
-    return finding

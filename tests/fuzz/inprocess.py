@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from cppcorn.http.websocket import WebSocketSettings
 
 from tests.fuzz.apps import CUT_SHORT, FAILS_BEFORE, FRAMED_BY_THE_SERVER, MISFRAMING, FuzzApp, FuzzAppError
-from tests.fuzz.findings import CaseFailed, Finding, classify
+from tests.fuzz.findings import CaseFailed, Finding
 from tests.fuzz.http_gen import HttpCase, generate_http_case
 from tests.fuzz.wire import Incomplete, Violation, read_response, read_server_frames
 from tests.fuzz.ws_gen import ACCEPT, MAX_SIZE, WsCase, expected_deflate, generate_ws_case, reference_decode
@@ -367,8 +367,7 @@ def finding_for(seed: int, kind: str, error: BaseException) -> Finding:
         invariant, message, context = "crash", repr(error)[:600], {}
     if isinstance(case, WsCase):
         context.setdefault("pipelined_before_upgrade", bool(case.prefix))
-    return classify(Finding("inprocess", invariant, message, case.describe(), seed, case.data,
-                            case.reads, case.ending, context))  # fmt: skip
+    return Finding("inprocess", invariant, message, case.describe(), seed, case.data, case.reads, case.ending, context)
 
 
 def fuzz(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.fuzz.differential import run_differential_case
-from tests.fuzz.findings import CaseFailed, Finding, classify
+from tests.fuzz.findings import CaseFailed, Finding
 from tests.fuzz.http_gen import generate_http_case
 from tests.fuzz.inprocess import Counts, fuzz, run_http_case
 from tests.fuzz.shrink import shrink_http
@@ -33,9 +33,6 @@ class RunResult:
     findings: list[Finding] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
-    def unknown(self) -> list[Finding]:
-        return [finding for finding in self.findings if finding.known_defect is None]
-
     def summary(self) -> str:
         lines = []
         if "inprocess" in self.seconds:
@@ -53,10 +50,8 @@ class RunResult:
         by_kind: dict[tuple, int] = {}
         for finding in self.findings:
             by_kind[finding.signature()] = by_kind.get(finding.signature(), 0) + 1
-        lines.append(f"failures: {len(self.findings)} ({len(self.unknown())} not known as an issue-17 defect)")
-        lines += [
-            f"  {mode} {invariant} defect={defect}: {count}" for (mode, invariant, defect), count in by_kind.items()
-        ]
+        lines.append(f"failures: {len(self.findings)}")
+        lines += [f"  {mode} {invariant}: {count}" for (mode, invariant), count in by_kind.items()]
         return "\n".join(lines)
 
 
@@ -73,7 +68,7 @@ def differential_findings(seeds: Iterator[int], deadline: float, result: RunResu
             except CaseFailed as error:
                 finding = Finding("differential", error.invariant, error.message, case.describe(), seed, case.data,
                                   case.reads, case.ending, error.context)  # fmt: skip
-                result.findings.append(classify(finding))
+                result.findings.append(finding)
     finally:
         harness.close()
 
@@ -130,7 +125,7 @@ def run(
     if shrink_findings:
         shrunk = set()
         for index, finding in enumerate(result.findings):
-            if finding.known_defect is None and finding.signature() not in shrunk:  # one per distinct kind
+            if finding.signature() not in shrunk:  # one per distinct kind
                 shrunk.add(finding.signature())
                 result.findings[index] = shrink(finding)
     if out is not None:
