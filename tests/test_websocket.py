@@ -1125,6 +1125,20 @@ def test_invalid_upgrade_request(shared, raw_ws, request_kwargs, status, problem
     assert path not in shared.called  # the app never ran
 
 
+def test_upgrade_request_with_head_is_refused_without_a_body(shared, raw_ws):
+    """The 405 to a HEAD request asking for a WebSocket is its head alone,
+    as every response to HEAD (RFC 9110 9.3.2)."""
+    path, _ = shared.path()
+    client = raw_ws(shared.port)
+    response = client.connect(path, method="HEAD")
+    assert response.status == 405
+    assert response.header("content-length") == str(len(b"Failed to open a WebSocket connection: "
+                                                          b"unsupported HTTP method: HEAD.\n"))
+    assert client.server_closed()
+    assert client.buffer == b""
+    assert path not in shared.called
+
+
 # --- 6. bad input --------------------------------------------------------------------------
 
 MAX_SIZE = SHARED_MAX_SIZE

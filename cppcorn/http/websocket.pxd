@@ -57,6 +57,7 @@ cdef class WebSocketProtocol(Connection):
     # the problem its body names.
     cdef int refusal
     cdef str refusal_problem
+    cdef bint refusal_head_only  # refusing a HEAD request: no body
     cdef Deflate deflate
     cdef object task
     cdef WebSocketPhase phase
@@ -107,6 +108,7 @@ cdef class WebSocketProtocol(Connection):
     cdef int _accept(self, dict message) except -1
     cdef int _refuse_handshake(self) except -1
     cdef int _reject(self, int status, list headers, bytes body) except -1
+    cdef int _rejected(self, int status) except -1
     cdef int _http_response(self, dict message) except -1
     cdef int _app_finished(self, object exc) except -1
     cdef _log_handshake(self, str outcome)

@@ -294,6 +294,7 @@ cdef class WebSocketProtocol(Connection):
         if head.method != "GET":
             websocket.refusal = 405
             websocket.refusal_problem = f"unsupported HTTP method: {head.method}"
+            websocket.refusal_head_only = head.is_head
             return websocket
         problem = key_problem(keys)
         if problem is None:
@@ -312,8 +313,10 @@ cdef class WebSocketProtocol(Connection):
         elif "Sec-WebSocket-Version" in self.refusal_problem:
             # RFC 6455 4.4: say which version this server speaks.
             headers = TEXT_PLAIN + [(b"sec-websocket-version", b"13")]
-        self._reject(self.refusal, headers,
-                     f"Failed to open a WebSocket connection: {self.refusal_problem}.\n".encode("utf-8"))
+        send_plain_response(self, self.refusal, headers,
+                            f"Failed to open a WebSocket connection: {self.refusal_problem}.\n".encode("utf-8"),
+                            self.refusal_head_only)
+        self._rejected(self.refusal)
         return 0
 
     def __cinit__(self):
@@ -818,6 +821,10 @@ cdef class WebSocketProtocol(Connection):
             send_error_response(self, status)
         else:
             send_plain_response(self, status, headers, body)
+        return self._rejected(status)
+
+    cdef int _rejected(self, int status) except -1:
+        """The handshake is answered with `status` and the connection closing."""
         # Uvicorn's websockets logs this for every handshake it refuses.
         self.settings.logger.info("connection rejected (%d %s)", status, status_phrase(status))
         self.phase = CLOSED

@@ -142,8 +142,10 @@ def allowed_disagreement(case: HttpCase, ours: list[Parsed], reference: Referenc
         # RFC 9112 6.1: a server MAY reject a request with both Transfer-Encoding and Content-Length.
         if lengths and any(name == b"transfer-encoding" for name, _ in refused.headers):
             return "Content-Length beside Transfer-Encoding"
-        # RFC 9112 2.2: a recipient MAY take a bare LF as a line terminator (h11 does; llhttp refuses).
-        if case.mutation == "bare-lf":
+        # RFC 9112 2.2: a recipient MAY take a bare LF as a line terminator (h11 does; llhttp refuses):
+        # made by the mutation, or by a CR flipped or shifted before its LF.
+        at = case.mutated_at or 0
+        if case.mutation == "bare-lf" or (case.mutation in ("flip", "insert") and case.data[at + 1 : at + 2] == b"\n"):
             return "bare LF"
         # RFC 9112 5.2: a server MUST either reject an obs-fold with 400 or replace it (h11 does).
         if case.mutation == "obs-fold":

@@ -293,7 +293,12 @@ def _check_ws(case: WsCase, app: FuzzApp, conn: MemoryConnection, context: dict)
             raise CaseFailed("ws-utf8-not-failed-early", "invalid UTF-8 in an unfinished frame: no 1007", **context)
         if not closes or closes[0].close_code != expected.fail_code:
             got = closes[0].close_code if closes else None
-            if not (closes and expected.fail_code == 1007 and got == 1002 and "deflate" in str(case.notes)):
+            # The replies to the messages before the violation go out first, and one may wait for a client
+            # that reads no more: one that resets the connection can leave before the Close is written.
+            gone_first = got is None and case.ending == "disconnect"
+            if not gone_first and not (
+                closes and expected.fail_code == 1007 and got == 1002 and "deflate" in str(case.notes)
+            ):
                 raise CaseFailed("ws-close-code", f"{case.violation}: expected {expected.fail_code}, got {got}",
                                  **context)  # fmt: skip
         if len(replies) < len(received):
