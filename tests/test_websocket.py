@@ -1051,6 +1051,39 @@ def test_http_response_extension(serve, raw_ws, caplog):
     assert not error_records(caplog)
 
 
+@pytest.mark.parametrize("status", [101, 103, 199])
+def test_http_response_extension_with_an_informational_status_is_500(serve, raw_ws, caplog, status):
+    """A 1xx is no answer to a handshake (the client would wait for the
+    final response): refused as an invalid message, never sent."""
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
+
+    async def app(scope, receive, send):
+        await receive()
+        await send({"type": "websocket.http.response.start", "status": status, "headers": []})
+
+    server = serve(app)
+    client = raw_ws(server.port)
+    response = client.connect()
+    assert response.status == 500
+    assert client.read_body() == b"Internal Server Error"
+    assert client.server_closed()
+    assert wait_until(lambda: error_records(caplog))
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_http_response_extension_without_a_body_status_sends_none(serve, raw_ws, status):
+    async def app(scope, receive, send):
+        await receive()
+        await send({"type": "websocket.http.response.start", "status": status, "headers": []})
+        await send({"type": "websocket.http.response.body", "body": b"dropped"})
+
+    server = serve(app)
+    client = raw_ws(server.port)
+    assert client.connect().status == status
+    assert client.server_closed()
+    assert client.buffer == b""
+
+
 def test_app_raises_before_accept_is_500(serve, raw_ws, caplog):
     caplog.set_level(logging.INFO, logger="uvicorn.error")
 

@@ -820,7 +820,8 @@ cdef class WebSocketProtocol(Connection):
         if headers is None:
             send_error_response(self, status)
         else:
-            send_plain_response(self, status, headers, body)
+            # 204 and 304 have no body (RFC 9110 15.3.5, 15.4.5).
+            send_plain_response(self, status, headers, body, status == 204 or status == 304)
         return self._rejected(status)
 
     cdef int _rejected(self, int status) except -1:
@@ -835,9 +836,11 @@ cdef class WebSocketProtocol(Connection):
         instead of the handshake. The body is gathered, then sent whole."""
         if self.http_response is None:
             status = message.get("status")
-            if type(status) is not int or not 100 <= status <= 599:
+            # The connection closes after it: a final response (a 1xx
+            # would leave the client waiting for one).
+            if type(status) is not int or not 200 <= status <= 599:
                 raise RuntimeError(
-                    f"'websocket.http.response.start' status must be an int in 100..599, got {status!r}.")
+                    f"'websocket.http.response.start' status must be an int in 200..599, got {status!r}.")
             self.http_response = [status, list(message.get("headers") or []), []]
             self._log_handshake(str(status))
             return 0
