@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from tests.fuzz.http_gen import split_reads
 from tests.http_harness import parse_response
-from tests.websocket_client import SAMPLE_KEY, accept_for, close_payload
+from tests.websocket_client import SAMPLE_KEY, accept_for, close_payload, encode_frame
 
 CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 # The server's message size limit in the fuzz runs (small, so that 1009 is reached).
@@ -83,29 +83,12 @@ def frame(
     mask: bool = True,
     length_form: str | None = None,
 ) -> bytes:
-    """One client frame in the minimal length encoding; `length_form="msb"`
-    declares a 64-bit length with the most significant bit set (forbidden)."""
-    head = bytearray([(0x80 if fin else 0) | (0x40 if rsv1 else 0) | (0x20 if rsv2 else 0) | (0x10 if rsv3 else 0)
-                      | opcode])  # fmt: skip
-    mask_bit = 0x80 if mask else 0
-    size = len(payload)
-    if length_form == "msb":
-        head.append(mask_bit | 127)
-        head += struct.pack("!Q", size | (1 << 63))
-    elif size < 126:
-        head.append(mask_bit | size)
-    elif size <= 0xFFFF:
-        head.append(mask_bit | 126)
-        head += struct.pack("!H", size)
-    else:
-        head.append(mask_bit | 127)
-        head += struct.pack("!Q", size)
-    if not mask:
-        return bytes(head) + payload
-    key = rng.randbytes(4)
-    repeated = (key * (size // 4 + 1))[:size]
-    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(repeated, "big")).to_bytes(size, "big") if size else b""
-    return bytes(head) + key + masked
+    """One client frame in the minimal length encoding, masked with a key
+    from `rng`; `length_form="msb"` declares a 64-bit length with the most
+    significant bit set (forbidden)."""
+    length = len(payload) | (1 << 63) if length_form == "msb" else None
+    key = rng.randbytes(4) if mask else None
+    return encode_frame(opcode, payload, fin=fin, rsv1=rsv1, rsv2=rsv2, rsv3=rsv3, mask=mask, length=length, key=key)
 
 
 def upgrade_request(offer: str | None, path: str = "/ws") -> bytes:
